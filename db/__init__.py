@@ -1,0 +1,13 @@
+"""What is remembered: the SQLAlchemy tables (photos, faces, people, model versions) and sessions.
+
+`db` imports only SQLAlchemy and the standard library; it knows nothing of images or vectors beyond bytes.
+"""
+from db.schema import (
+    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, Base, FaceRow, ModelRow, PersonRow, PhotoRow,
+)
+from db.session import connect, has_tables, session_factory, sqlite_path, sqlite_url
+
+__all__ = [
+    "ENROLLED", "ENROLLED_FACE", "FAILED", "INDEXED", "INDEXED_FACE", "Base", "FaceRow", "ModelRow",
+    "PersonRow", "PhotoRow", "connect", "has_tables", "session_factory", "sqlite_path", "sqlite_url",
+]

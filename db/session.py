@@ -1,0 +1,58 @@
+"""Connecting to the database: one engine per URL, tables created on first use, SQLite tuned for sharing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.schema import Base
+
+# How long a writer waits for another process's lock before giving up, in milliseconds.
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of an SQLite file."""
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL, or None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def connect(url: str, create: bool = True) -> Engine:
+    """An engine for `url` with the tables in place (created when `create` and missing).
+
+    SQLite files get write-ahead logging (readers never block the writer), a busy timeout and foreign keys.
+    """
+    is_sqlite = make_url(url).get_backend_name() == "sqlite"
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if is_sqlite else {})
+    if is_sqlite:
+        event.listen(engine, "connect", _tune_sqlite)
+    if create:
+        Base.metadata.create_all(engine)
+    return engine
+
+
+def has_tables(engine: Engine) -> bool:
+    """Whether the facesearch tables exist in this database."""
+    names = set(inspect(engine).get_table_names())
+    return set(Base.metadata.tables) <= names
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,544 @@
+"""The public Python API: index folders, enroll people, name the faces in a photo, verify two photos, find a
+person's photos, list and forget people, report the state of a home.
+
+Every function takes a `Config` (see `facesearch.config.load_config`). Functions that need the models accept
+a `detector` and an `extractor` (anything with `detect(images)`, resp. `embed(chips)`, `version` and `info`);
+left out, the shipped ones are loaded once per process on first use. Distances are cosine distances
+(`1 - a.b` of unit vectors, 0 for identical faces, up to 2); boxes are pixels of the photo as decoded.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import unicodedata
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import INDEXED_FACE, connect, session_factory
+from facesearch.config import Config
+from facesearch.errors import (
+    BadOutputPath, DatabaseUnavailable, EmptyHome, FacesearchError, InvalidName, ModelMismatch, ModelNotFound,
+    NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
+)
+from indexer import (
+    PHOTO_SUFFIXES, Counts, EnrollReport, Gallery, IndexReport, Pipeline, count_rows, enroll_photos, index_paths,
+    is_photo, scan,
+)
+from indexer.pipeline import FaceDetector, FaceExtractor, reason_of
+from models.extractor import ModelInfo
+from models.faces import Box
+from models.image import ImageError, read_image
+
+__all__ = [
+    "FaceAnswer", "PhotoAnswer", "Verdict", "Sighting", "PersonSummary", "Forgotten", "Status", "EnrollReport",
+    "IndexReport", "index", "enroll", "enroll_folders", "who", "verify", "search", "people", "person", "forget",
+    "status", "annotate", "load_detector", "load_extractor", "UNKNOWN",
+]
+
+UNKNOWN = "unknown"  # the name given to a face that is no one enrolled; no person may be called this
+
+
+@dataclass(frozen=True)
+class FaceAnswer:
+    """Who one face in a query photo is."""
+
+    box: Box  # pixels of the photo as decoded
+    name: str  # the enrolled person, or UNKNOWN when no one is nearer than the threshold
+    distance: float | None  # cosine distance to the nearest enrolled person; None when no one was in reach
+    nearest: str | None  # that nearest person, named even when beyond the threshold
+    score: float  # detector confidence, 0..1
+
+
+@dataclass(frozen=True)
+class PhotoAnswer:
+    """The faces of one query photo, or why it could not be read."""
+
+    photo: Path
+    faces: tuple[FaceAnswer, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the main faces of two photos show one person."""
+
+    photo_a: Path
+    photo_b: Path
+    box_a: Box
+    box_b: Box
+    same: bool
+    distance: float  # cosine distance between the two faces
+    threshold: float  # `same` means distance < threshold
+    far: float  # the false-accept rate the threshold was calibrated for
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A gallery photo where a person appears."""
+
+    photo: str
+    box: Box
+    distance: float  # cosine distance to the nearest of the person's enrolled faces
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    name: str
+    enrolled_faces: int
+    photos: int  # gallery photos where they are found under the threshold
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    name: str
+    faces: int  # enrolled faces removed from the database and the index
+    photos: int  # photos removed that were only used to enroll them
+    index_size: int  # vectors left in the index
+
+
+@dataclass(frozen=True)
+class Status:
+    home: Path
+    db_url: str
+    model_version: str | None  # None when the extractor's weights are missing
+    threshold: float | None
+    threshold_far: float | None
+    index_type: str | None
+    index_size: int | None  # vectors in the index
+    counts: Counts
+    failures: tuple[tuple[str, str], ...]  # (path, reason)
+    note: str | None = None  # what to do about the state, if anything
+
+
+# -- models, loaded once per process -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _extractor(path: str) -> FaceExtractor:
+    from models.extractor import Extractor, ModelMissing
+
+    try:
+        return Extractor(path)
+    except ModelMissing as e:
+        raise ModelNotFound(
+            f"{e}.\nThe extractor is not installed: put the trained model (extractor.keras with extractor.json) "
+            "in models/weights/, or point FACESEARCH_MODEL (or --model) at one."
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _detector(max_side: int, min_face_px: int, min_score: float, batch_size: int) -> FaceDetector:
+    from models.detect import Detector
+
+    return Detector(max_side=max_side, min_face_px=min_face_px, min_score=min_score, batch_size=batch_size)
+
+
+def load_extractor(config: Config) -> FaceExtractor:
+    """The extractor at `config.model_path`, loaded once per process (its network loads on first use)."""
+    return _extractor(str(config.model_path))
+
+
+def load_detector(config: Config) -> FaceDetector:
+    """The MTCNN detector with the config's settings, loaded once per process."""
+    return _detector(config.max_side, config.min_face_px, config.min_score, config.batch_size)
+
+
+# -- opening a home ------------------------------------------------------------------------------------------------
+
+
+def _has_database(config: Config) -> bool:
+    return config.db_file is None or config.db_file.exists()
+
+
+@contextmanager
+def _gallery(config: Config, model: ModelInfo, create: bool):
+    """The gallery of the home; with `create` False, EmptyHome where there is no database yet."""
+    if not create and not _has_database(config):
+        raise EmptyHome(
+            f"{config.home} holds no facesearch database yet: nothing was indexed or enrolled there.\n"
+            f"Enroll people (facesearch --home {config.home} enroll NAME PHOTO...) and index photos "
+            f"(facesearch --home {config.home} index FOLDER), or pass the --home you used before."
+        )
+    try:
+        if create and config.db_file is not None:
+            config.db_file.parent.mkdir(parents=True, exist_ok=True)
+        gallery = Gallery.open(config.db_url, config.index_path, model)
+    except (SQLAlchemyError, OSError) as e:
+        raise DatabaseUnavailable(
+            f"cannot open the database {config.db_url}: {getattr(e, 'orig', None) or e}.\n"
+            "Check --db / FACESEARCH_DB, and that the home folder is writable."
+        ) from None
+    except ValueError as e:
+        raise ModelMismatch(str(e)) from None
+    try:
+        yield gallery
+    except SQLAlchemyError as e:
+        raise DatabaseUnavailable(f"database error on {config.db_url}: {getattr(e, 'orig', None) or e}") from None
+    finally:
+        gallery.close()
+
+
+def _pipeline(config: Config, detector: FaceDetector | None, extractor: FaceExtractor) -> Pipeline:
+    return Pipeline(detector or load_detector(config), extractor, config.batch_size)
+
+
+def _threshold(config: Config, extractor: FaceExtractor) -> float:
+    return config.threshold if config.threshold is not None else extractor.info.threshold
+
+
+def _existing(paths: Sequence[str | Path]) -> list[Path]:
+    out = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if not p.exists():
+            raise PhotoNotFound(f"{p}: no such file or folder. Check the path (and its spelling).")
+        out.append(p)
+    return out
+
+
+# -- building the gallery ------------------------------------------------------------------------------------------
+
+
+def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False,
+          detector: FaceDetector | None = None, extractor: FaceExtractor | None = None) -> IndexReport:
+    """Add every photo under `paths` (folders, recursively, or single photos) to the gallery.
+
+    Photos already indexed (same bytes, under any path) are not read again; a photo that cannot be read is
+    recorded as failed and the run goes on. With `progress`, a progress bar is drawn on stderr.
+    """
+    paths = _existing(paths)
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=True) as gallery:
+        return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress)
+
+
+def check_name(name: str) -> str:
+    """The name, stripped; InvalidName when it is empty, reserved, or holds control characters."""
+    clean = name.strip()
+    if not clean:
+        raise InvalidName("a person's name cannot be empty")
+    if clean.lower() == UNKNOWN:
+        raise InvalidName(f"'{UNKNOWN}' is what facesearch calls a face it cannot name; choose another name")
+    if any(unicodedata.category(c).startswith("C") for c in clean):
+        raise InvalidName(f"{clean!r}: a name cannot hold control characters such as tabs or newlines")
+    if len(clean) > 200:
+        raise InvalidName(f"{clean[:40]}...: a name can be at most 200 characters long")
+    return clean
+
+
+def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
+           extractor: FaceExtractor | None = None) -> EnrollReport:
+    """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`, creating the person.
+
+    Photos that cannot be read or show no face are reported in `failed` and skipped. NoFaceFound when no
+    photo gave a face (then nothing is written).
+    """
+    name = check_name(name)
+    paths = _existing(photos)
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=True) as gallery:
+        report = enroll_photos(gallery, _pipeline(config, detector, extractor), name, paths)
+    if not report.added and not report.skipped:
+        reasons = "\n".join(f"  {p}: {r}" for p, r in report.failed)
+        raise NoFaceFound(f"no face to enroll {name} from:\n{reasons}\n"
+                          "Use photos where the face is at least 20 pixels wide and turned to the camera.")
+    return report
+
+
+def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector | None = None,
+                   extractor: FaceExtractor | None = None) -> list[EnrollReport]:
+    """Enroll one person per subfolder of `root` (the subfolder's name is the person's name) from the photos
+    inside it. A person for whom no photo gave a face is reported with only failures; nothing is written."""
+    (root,) = _existing([root])
+    if not root.is_dir():
+        raise PhotoNotFound(f"{root}: not a folder. --folders wants a folder with one subfolder per person.")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise PhotoNotFound(f"{root}: no subfolders. Put each person's photos in a subfolder named after them.")
+    extractor = extractor or load_extractor(config)
+    pipeline = _pipeline(config, detector, extractor)
+    reports = []
+    with _gallery(config, extractor.info, create=True) as gallery:
+        for folder in folders:
+            name = check_name(folder.name)
+            photos = list(scan([folder]).photos)
+            if not photos:
+                reports.append(EnrollReport(name, (), (), ((str(folder), "no photos in this folder"),)))
+                continue
+            reports.append(enroll_photos(gallery, pipeline, name, photos))
+    return reports
+
+
+# -- answering -----------------------------------------------------------------------------------------------------
+
+
+def nearest_person(distances: np.ndarray, ids: np.ndarray, person_of: dict[int, str]) -> tuple[str | None, float | None]:
+    """The person with the nearest face among search hits (ids -1 are no hit), and that distance.
+
+    Hits are grouped by person and each person scored by their best (smallest) distance.
+    """
+    best: dict[str, float] = {}
+    for d, i in zip(distances.tolist(), ids.tolist()):
+        name = person_of.get(int(i))
+        if name is not None and d < best.get(name, np.inf):
+            best[name] = d
+    if not best:
+        return None, None
+    name = min(best, key=best.__getitem__)
+    return name, float(best[name])
+
+
+def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
+        extractor: FaceExtractor | None = None) -> list[PhotoAnswer]:
+    """Name every face of each photo: the enrolled person nearest to it when nearer than the threshold, else
+    UNKNOWN. A photo that cannot be read gets an answer with `error` set; the others are still answered."""
+    paths = _existing(photos)
+    extractor = extractor or load_extractor(config)
+    threshold = _threshold(config, extractor)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        person_of = gallery.person_faces()
+        if not person_of:
+            _no_people(gallery, config)
+        among = np.fromiter(person_of, np.int64)
+        k = min(config.k, len(among))
+        pipeline = _pipeline(config, detector, extractor)
+        answers: list[PhotoAnswer] = []
+        for first in range(0, len(paths), config.batch_size):
+            chunk = paths[first:first + config.batch_size]
+            images, readable = [], []
+            for p in chunk:
+                try:
+                    images.append(read_image(p))
+                    readable.append(p)
+                except ImageError as e:
+                    answers.append(PhotoAnswer(p, error=reason_of(e, p)))
+            for p, found in zip(readable, pipeline.faces_in(images)):
+                if isinstance(found, str):
+                    answers.append(PhotoAnswer(p, error=found))
+                    continue
+                faces = []
+                if found:
+                    distances, ids = gallery.index.search(np.stack([ef.vector for ef in found]), k, among=among)
+                    for ef, d, i in zip(found, distances, ids):
+                        nearest, distance = nearest_person(d, i, person_of)
+                        name = nearest if distance is not None and distance < threshold else UNKNOWN
+                        faces.append(FaceAnswer(ef.face.box, name, distance, nearest, float(ef.face.score)))
+                answers.append(PhotoAnswer(p, tuple(faces)))
+    order = {p: n for n, p in enumerate(paths)}
+    return sorted(answers, key=lambda a: order[a.photo])
+
+
+def _no_people(gallery: Gallery, config: Config):
+    names = gallery.person_names()
+    if names:
+        raise ModelMismatch(
+            f"{len(names)} people are enrolled, but their faces were embedded by another extractor than "
+            f"{gallery.model.version}. Enroll them again from their photos: facesearch enroll NAME PHOTO..."
+        )
+    raise NoPeopleEnrolled(
+        f"no one is enrolled in {config.home}, so no face can be named.\n"
+        "Enroll people first: facesearch enroll NAME PHOTO... (or: facesearch enroll --folders DIR)"
+    )
+
+
+def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector: FaceDetector | None = None,
+           extractor: FaceExtractor | None = None) -> Verdict:
+    """Compare the main face (largest, nearest the centre) of two photos against the calibrated threshold.
+
+    PhotoNotFound, PhotoUnreadable or NoFaceFound name the photo at fault.
+    """
+    from models.detect import main_face
+
+    paths = _existing([photo_a, photo_b])
+    images = []
+    for p in paths:
+        try:
+            images.append(read_image(p))
+        except ImageError as e:
+            raise PhotoUnreadable(f"{e}. Check that it is a photo (jpg, png, webp, bmp, tiff or gif).") from None
+    extractor = extractor or load_extractor(config)
+    pipeline = _pipeline(config, detector, extractor)
+    faces = []
+    for p, image, found in zip(paths, images, pipeline.detect(images)):
+        if isinstance(found, str):
+            raise PhotoUnreadable(f"{p}: {found}")
+        face = main_face(found, image.shape[1], image.shape[0])
+        if face is None:
+            raise NoFaceFound(f"{p}: no face found. Use a photo where the face is at least "
+                              f"{config.min_face_px} pixels wide and turned to the camera.")
+        faces.append(face)
+    (a,), (b,) = pipeline.embed(images, [[f] for f in faces])
+    distance = max(0.0, float(1.0 - np.dot(a.vector, b.vector)))
+    threshold = _threshold(config, extractor)
+    return Verdict(paths[0], paths[1], faces[0].box, faces[1].box, distance < threshold, distance, threshold,
+                   extractor.info.threshold_far, extractor.version)
+
+
+def _sightings(gallery: Gallery, name: str, threshold: float) -> list[Sighting]:
+    """Gallery photos with a face nearer than `threshold` to one of `name`'s faces, nearest first."""
+    _, vectors = gallery.vectors_of(name)
+    if len(vectors) == 0:
+        return []
+    best: dict[int, float] = {}
+    for ids, distances in gallery.index.within(vectors, threshold):
+        for i, d in zip(ids.tolist(), distances.tolist()):
+            if d < best.get(i, np.inf):
+                best[i] = d
+    per_photo: dict[str, Sighting] = {}
+    for face_id, face in gallery.faces(best).items():
+        if face.kind != INDEXED_FACE:
+            continue
+        d = best[face_id]
+        if face.photo_path not in per_photo or d < per_photo[face.photo_path].distance:
+            per_photo[face.photo_path] = Sighting(face.photo_path, face.box, d)
+    return sorted(per_photo.values(), key=lambda s: (s.distance, s.photo))
+
+
+def _unknown_person(gallery: Gallery, name: str) -> UnknownPerson:
+    names = gallery.person_names()
+    if not names:
+        return UnknownPerson(f"no one is enrolled yet, so not {name!r}. Enroll them: facesearch enroll {name} PHOTO...")
+    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return UnknownPerson(f"no one named {name!r} is enrolled (enrolled: {listed}).\n"
+                         f"Check the spelling (facesearch people lists everyone), or enroll them first.")
+
+
+def search(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> list[Sighting]:
+    """Every gallery photo where `name` appears (a face nearer than the threshold to one of their enrolled
+    faces), nearest first, one entry per photo."""
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        if name not in gallery.person_names():
+            raise _unknown_person(gallery, name)
+        if gallery.counts().gallery_faces == 0:
+            raise NothingIndexed(f"no gallery photo is indexed in {config.home} yet, so there is nowhere to look "
+                                 f"for {name}. Index photos first: facesearch index FOLDER")
+        if len(gallery.vectors_of(name)[0]) == 0:
+            raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}. "
+                                f"Enroll them again: facesearch enroll {name} PHOTO...")
+        return _sightings(gallery, name, _threshold(config, extractor))
+
+
+def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[PersonSummary]:
+    """Everyone enrolled, by name, with their enrolled faces and the gallery photos they are found in."""
+    if not _has_database(config):
+        return []
+    extractor = extractor or load_extractor(config)
+    threshold = _threshold(config, extractor)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        return [PersonSummary(p.name, p.enrolled_faces, len(_sightings(gallery, p.name, threshold)))
+                for p in gallery.people()]
+
+
+def person(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> PersonSummary:
+    """One enrolled person with their count of enrolled faces (photos not counted: 0); UnknownPerson if none."""
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        for p in gallery.people():
+            if p.name == name:
+                return PersonSummary(p.name, p.enrolled_faces, 0)
+        raise _unknown_person(gallery, name)
+
+
+def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> Forgotten:
+    """Remove a person and their enrolled faces from the database and the index (no confirmation asked)."""
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        removed = gallery.forget(name)
+        if removed is None:
+            raise _unknown_person(gallery, name)
+        return Forgotten(name, removed[0], removed[1], gallery.index.count)
+
+
+def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
+    """Counts of photos, failures, faces and people, the model in use and the index; works on an empty home."""
+    if not _has_database(config):
+        return Status(config.home, config.db_url, None, None, None, None, None, Counts(0, 0, 0, 0, 0, 0, 0), (),
+                      note=f"{config.home} holds no database yet: index or enroll to start one.")
+    try:
+        extractor = extractor or load_extractor(config)
+    except ModelNotFound as e:
+        engine = connect(config.db_url)
+        try:
+            with session_factory(engine)() as s:
+                counts = count_rows(s, None)
+        finally:
+            engine.dispose()
+        return Status(config.home, config.db_url, None, None, None, None, None, counts, (), note=str(e))
+    with _gallery(config, extractor.info, create=False) as gallery:
+        counts = gallery.counts()
+        note = None
+        if counts.stale_faces:
+            note = (f"{counts.stale_faces} faces hold vectors of an older extractor and are not searched. "
+                    "Index their folders again to re-embed them, and enroll people again.")
+        return Status(config.home, config.db_url, extractor.version, extractor.info.threshold,
+                      extractor.info.threshold_far, gallery.index_type, gallery.index.count, counts,
+                      tuple(gallery.failures()), note)
+
+
+# -- drawing -------------------------------------------------------------------------------------------------------
+
+
+def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
+    """Draw each answered photo with its boxes and names; returns the files written.
+
+    For one photo `out` is the file to write (its suffix chooses the format) unless it is an existing folder;
+    for several it is a folder (created), where each photo keeps its name.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    out = Path(out).expanduser()
+    answered = [a for a in answers if a.error is None]
+    if len(answers) == 1 and not out.is_dir():
+        if not is_photo(out):
+            raise BadOutputPath(f"{out}: give the annotated photo a photo suffix "
+                                f"({', '.join(sorted(PHOTO_SUFFIXES))})")
+        targets = [out] if answered else []
+    else:
+        if out.exists() and not out.is_dir():
+            raise BadOutputPath(f"{out}: a file; with several photos --annotate wants a folder")
+        used: set[str] = set()
+        targets = []
+        for a in answered:
+            name = a.photo.name
+            n = 1
+            while name in used:
+                name = f"{a.photo.stem}-{n}{a.photo.suffix}"
+                n += 1
+            used.add(name)
+            targets.append(out / name)
+    written = []
+    for a, target in zip(answered, targets):
+        image = Image.fromarray(read_image(a.photo))
+        draw = ImageDraw.Draw(image)
+        side = max(image.size)
+        width = max(2, side // 250)
+        font = ImageFont.load_default(size=max(12, side // 45))
+        for face in a.faces:
+            colour = (40, 200, 60) if face.name != UNKNOWN else (230, 60, 40)
+            x0, y0, x1, y1 = face.box.as_list()
+            draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
+            label = face.name if face.distance is None else f"{face.name} {face.distance:.2f}"
+            left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
+            lift = bottom - top + 2 * width
+            ty = y0 - lift if y0 - lift >= 0 else y1
+            draw.rectangle([x0, ty, x0 + right - left + 2 * width, ty + lift], fill=colour)
+            draw.text((x0 + width, ty + width - (top - y0)), label, fill=(255, 255, 255), font=font)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
+        try:
+            image.save(tmp)
+            os.replace(tmp, target)
+        except (OSError, ValueError) as e:
+            raise BadOutputPath(f"{target}: cannot write the annotated photo ({e})") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        written.append(target)
+    return written

@@ -1,0 +1,388 @@
+"""The `facesearch` command: reads arguments, calls one function of `facesearch.api`, formats what comes back.
+
+Results go to stdout; progress bars, warnings and notices to stderr, so `facesearch who x.jpg --json | jq` works.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from facesearch import api
+from facesearch.config import Config, load_config
+from facesearch.errors import FacesearchError
+
+EXIT_CODES = """\b
+Exit codes:
+  0  done; verify: the same person
+  1  verify: different people; search: no photo of the person found
+  2  error: a missing or unreadable photo, no face where one is needed,
+     an empty home (nothing enrolled or indexed), an unknown name,
+     a missing model, or a wrong option
+\b
+Environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB
+(SQLAlchemy URL, default sqlite:///HOME/facesearch.db), FACESEARCH_MODEL."""
+
+EXISTING_PHOTO = click.Path(exists=True, dir_okay=False, path_type=Path)
+EXISTING_PATH = click.Path(exists=True, path_type=Path)
+THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default=None,
+                         help="Cosine distance under which two faces are one person (default: the model's).")
+
+
+class Failure(click.ClickException):
+    """A FacesearchError as the CLI shows it: `Error: message`, exit code 2."""
+
+    exit_code = 2
+
+
+def reports_errors(command):
+    """Turn the library's named errors into a message on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except FacesearchError as e:
+            raise Failure(str(e)) from None
+
+    return wrapper
+
+
+def note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def with_threshold(config: Config, threshold: float | None) -> Config:
+    if threshold is None:
+        return config
+    return replace(config, threshold=threshold)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the database and the index [env FACESEARCH_HOME; default ~/.facesearch].")
+@click.option("--db", "db_url", metavar="URL", default=None,
+              help="SQLAlchemy database URL [env FACESEARCH_DB; default an SQLite file in the home].")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Extractor weights (.keras, with its .json beside) [env FACESEARCH_MODEL; default the shipped model].")
+@click.version_option(package_name="facesearch", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path | None) -> None:
+    """Face search for photo collections: index folders, name who is in a photo, find every photo of a person,
+    verify whether two photos show the same person.
+
+    \b
+    Example:
+        facesearch enroll Ada ada1.jpg ada2.jpg ada3.jpg
+        facesearch index ~/Pictures
+        facesearch who party.jpg
+        facesearch search Ada --json
+    """
+    ctx.obj = load_config(home=home, db=db_url, model=model)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=EXISTING_PATH, metavar="PATH...")
+@click.pass_obj
+@reports_errors
+def index(config: Config, paths: tuple[Path, ...]) -> None:
+    """Add photos to the gallery.
+
+    PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by their content and not read again, even when moved or renamed.
+    Photos that cannot be read are reported, recorded (see `status`) and skipped.
+
+    \b
+    Example:
+        facesearch index ~/Pictures/2023 ~/Pictures/2024
+    """
+    report = api.index(paths, config, progress=True)
+    click.echo(f"indexed {report.new} new photos with {report.faces} faces in {report.seconds:.1f} s")
+    if report.already or report.moved:
+        click.echo(f"already indexed: {report.already + report.moved} photos ({report.moved} moved or renamed)")
+    if report.reembedded:
+        click.echo(f"re-embedded with the current model: {report.reembedded} photos")
+    if report.skipped:
+        click.echo(f"not photos, skipped: {report.skipped} files")
+    if report.failed:
+        click.echo(f"failed: {len(report.failed)} photos")
+        for path, reason in report.failed:
+            click.echo(f"  {path}: {reason}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("photos", nargs=-1, type=EXISTING_PHOTO, metavar="[PHOTO...]")
+@click.option("--folders", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A folder with one subfolder of photos per person, named after them.")
+@click.pass_obj
+@reports_errors
+def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: Path | None) -> None:
+    """Enroll a person from photos of their face.
+
+    The main face (largest, nearest the centre) of each PHOTO becomes one of NAME's faces. Three to five photos from different days work best. Or, with --folders DIR, enroll one
+    person per subfolder of DIR.
+
+    \b
+    Example:
+        facesearch enroll "Ada Lovelace" ada1.jpg ada2.jpg ada3.jpg
+        facesearch enroll --folders people/     # people/Ada/*.jpg, people/Bob/*.jpg
+    """
+    if folders is not None:
+        if name or photos:
+            raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
+        reports = api.enroll_folders(folders, config)
+    else:
+        if not name or not photos:
+            raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
+        reports = [api.enroll(name, photos, config)]
+    for r in reports:
+        if r.added or r.skipped:
+            click.echo(f"enrolled {r.name}: {len(r.added)} new faces" +
+                       (f", {len(r.skipped)} already enrolled" if r.skipped else ""))
+        else:
+            note(f"warning: {r.name} not enrolled: no photo gave a face")
+        for path, reason in r.skipped + r.failed:
+            note(f"  skipped {path}: {reason}")
+    if not any(r.added or r.skipped for r in reports):
+        raise Failure("no one was enrolled: no photo gave a face")
+
+
+@cli.command()
+@click.argument("photos", nargs=-1, required=True, type=EXISTING_PHOTO, metavar="PHOTO...")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per face (JSON lines).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row, one row per face.")
+@click.option("--annotate", "annotate_to", type=click.Path(path_type=Path), default=None, metavar="OUT",
+              help="Write the photo with boxes and names drawn to OUT (a file for one photo, else a folder).")
+@THRESHOLD
+@click.pass_obj
+@reports_errors
+def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, annotate_to: Path | None,
+        threshold: float | None) -> None:
+    """Name the people in photos.
+
+    For each face of each PHOTO: its box (x0 y0 x1 y1, pixels), the enrolled person nearer than the threshold
+    or `unknown`, and the cosine distance to the nearest enrolled person.
+
+    A photo that cannot be read is reported and the others answered; the exit code is then 2.
+
+    \b
+    Example:
+        facesearch who party.jpg
+        facesearch who *.jpg --json | jq 'select(.name != "unknown")'
+        facesearch who party.jpg --annotate party-named.jpg
+    """
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    answers = api.who(photos, with_threshold(config, threshold))
+    if as_json:
+        for a in answers:
+            for f in a.faces:
+                click.echo(json.dumps(_face_json(a, f)))
+    elif as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["photo", "x0", "y0", "x1", "y1", "name", "distance", "score", "nearest"])
+        for a in answers:
+            for f in a.faces:
+                writer.writerow([str(a.photo), *f.box.as_list(), f.name, _round(f.distance), _round(f.score),
+                                 f.nearest or ""])
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        for a in answers:
+            if a.error is None:
+                click.echo(f"{a.photo}: {len(a.faces)} face{'' if len(a.faces) == 1 else 's'}")
+            for f in a.faces:
+                distance = "-" if f.distance is None else f"{f.distance:.3f}"
+                click.echo(f"  {_box_text(f.box)}  {f.name:<24} {distance}")
+    for a in answers:
+        if a.error is not None:
+            note(f"error: {a.photo}: {a.error}")
+        elif not a.faces and (as_json or as_csv):
+            note(f"{a.photo}: no face found")
+    if annotate_to is not None:
+        for path in api.annotate(answers, annotate_to):
+            note(f"wrote {path}")
+    if any(a.error is not None for a in answers):
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("photo_a", type=EXISTING_PHOTO)
+@click.argument("photo_b", type=EXISTING_PHOTO)
+@click.option("--json", "as_json", is_flag=True, help="The verdict as one JSON object.")
+@THRESHOLD
+@click.pass_obj
+@reports_errors
+def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshold: float | None) -> None:
+    """Say whether two photos show the same person.
+
+    Compares the main face (largest, nearest the centre) of PHOTO_A and PHOTO_B. Prints the cosine distance, the threshold and the false-accept rate (FAR) the threshold
+    was calibrated for.
+
+    \b
+    Exit codes: 0 same person, 1 different people, 2 error (a photo missing
+    or unreadable, or no face found in it).
+
+    \b
+    Example:
+        facesearch verify passport.jpg selfie.jpg && echo same
+    """
+    v = api.verify(photo_a, photo_b, with_threshold(config, threshold))
+    if as_json:
+        click.echo(json.dumps({
+            "photo_a": str(v.photo_a), "photo_b": str(v.photo_b), "box_a": v.box_a.as_list(),
+            "box_b": v.box_b.as_list(), "same": v.same, "distance": _round(v.distance),
+            "threshold": _round(v.threshold), "far": v.far, "model": v.model_version,
+        }))
+    else:
+        verdict = "same person" if v.same else "different people"
+        sign = "<" if v.same else ">="
+        click.echo(f"{verdict}: distance {v.distance:.3f} {sign} threshold {v.threshold:.3f} "
+                   f"(calibrated for FAR {v.far:g})")
+    sys.exit(0 if v.same else 1)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per photo (JSON lines).")
+@THRESHOLD
+@click.pass_obj
+@reports_errors
+def search(config: Config, name: str, as_json: bool, threshold: float | None) -> None:
+    """List the indexed photos where a person appears.
+
+    Every gallery photo with a face nearer than the threshold to one of NAME's enrolled faces, nearest first:
+    cosine distance, path, and the box (x0 y0 x1 y1, pixels) of that face. Exit code 1 when none is found.
+
+    \b
+    Example:
+        facesearch search "Ada Lovelace"
+        facesearch search Ada --json | jq -r .photo
+    """
+    found = api.search(name, with_threshold(config, threshold))
+    for s in found:
+        if as_json:
+            click.echo(json.dumps({"photo": s.photo, "box": s.box.as_list(), "distance": _round(s.distance),
+                                   "name": name}))
+        else:
+            click.echo(f"{s.distance:.3f}  {s.photo}  {_box_text(s.box)}")
+    if not found:
+        note(f"no indexed photo of {name} found")
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per person (JSON lines).")
+@click.pass_obj
+@reports_errors
+def people(config: Config, as_json: bool) -> None:
+    """List everyone enrolled.
+
+    With each person: their number of enrolled faces and of gallery photos they are found in.
+
+    \b
+    Example:
+        facesearch people
+    """
+    everyone = api.people(config)
+    if not everyone:
+        note(f"no one is enrolled in {config.home} yet (facesearch enroll NAME PHOTO...)")
+    if not as_json and everyone:
+        click.echo(f"{'name':<30} {'enrolled faces':>14} {'photos':>7}")
+    for p in everyone:
+        if as_json:
+            click.echo(json.dumps({"name": p.name, "enrolled_faces": p.enrolled_faces, "photos": p.photos}))
+        else:
+            click.echo(f"{p.name:<30} {p.enrolled_faces:>14} {p.photos:>7}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@reports_errors
+def forget(config: Config, name: str, yes: bool) -> None:
+    """Remove a person and their enrolled faces.
+
+    NAME and their enrolled faces leave the database and the index; photos used only to enroll them are
+    forgotten too. Their gallery photos stay indexed (as unknown faces). Asks first unless --yes.
+
+    \b
+    Example:
+        facesearch forget "Ada Lovelace" --yes
+    """
+    if not yes:
+        p = api.person(name, config)
+        click.confirm(f"Forget {p.name} and their {p.enrolled_faces} enrolled faces?", abort=True, err=True)
+    gone = api.forget(name, config)
+    click.echo(f"forgot {gone.name}: {gone.faces} enrolled faces removed")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+@click.pass_obj
+@reports_errors
+def status(config: Config, as_json: bool) -> None:
+    """Show what the home holds.
+
+    Counts of photos, failures, faces and people, the model and the index, and every photo that failed.
+
+    \b
+    Example:
+        facesearch --home /data/faces status
+    """
+    s = api.status(config)
+    c = s.counts
+    if as_json:
+        click.echo(json.dumps({
+            "home": str(s.home), "db": s.db_url, "model": s.model_version, "threshold": s.threshold,
+            "threshold_far": s.threshold_far, "index_type": s.index_type, "index_size": s.index_size,
+            "photos": c.photos, "enrolled_photos": c.enrolled_photos, "failed": c.failed, "faces": c.faces,
+            "gallery_faces": c.gallery_faces, "stale_faces": c.stale_faces, "people": c.people,
+            "failures": [{"photo": p, "reason": r} for p, r in s.failures], "note": s.note,
+        }))
+        return
+    click.echo(f"home:      {s.home}")
+    click.echo(f"database:  {s.db_url}")
+    click.echo(f"photos:    {c.photos} indexed, {c.failed} failed, {c.enrolled_photos} used only to enroll")
+    click.echo(f"faces:     {c.faces} ({c.gallery_faces} in gallery photos)" +
+               (f", {c.stale_faces} of older models" if c.stale_faces else ""))
+    click.echo(f"people:    {c.people}")
+    if s.model_version is not None:
+        click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})")
+        click.echo(f"index:     {s.index_type}, {s.index_size} vectors")
+    else:
+        click.echo("model:     missing")
+    if s.failures:
+        click.echo("failures:")
+        for path, reason in s.failures:
+            click.echo(f"  {path}: {reason}")
+    if s.note:
+        note(s.note)
+
+
+def _box_text(box) -> str:
+    return "[" + " ".join(f"{v:>4}" for v in box.as_list()) + "]"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _face_json(answer: api.PhotoAnswer, face: api.FaceAnswer) -> dict:
+    return {"photo": str(answer.photo), "box": face.box.as_list(), "name": face.name,
+            "distance": _round(face.distance), "score": _round(face.score), "nearest": face.nearest}
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

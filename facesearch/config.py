@@ -1,0 +1,50 @@
+"""Configuration: one frozen dataclass rooted at the home folder. This is the only module that reads the
+environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
+file in the home) and FACESEARCH_MODEL (the extractor's weights, default the shipped model)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from db.session import sqlite_path, sqlite_url
+from models.extractor import DEFAULT_MODEL
+
+DEFAULT_HOME = Path("~/.facesearch")
+DB_FILE = "facesearch.db"
+INDEX_FILE = "faces.faiss"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where a gallery lives and how photos are read. Thresholds are cosine distances, sizes pixels."""
+
+    home: Path
+    db_url: str
+    model_path: Path = DEFAULT_MODEL
+    threshold: float | None = None  # overrides the model's calibrated threshold when set
+    k: int = 50  # neighbours searched per face by `who`
+    batch_size: int = 16  # photos detected and written together
+    max_side: int = 1280  # photos are detected on a copy at most this long
+    min_face_px: int = 20  # smallest face searched for, in pixels of that copy
+    min_score: float = 0.9  # detector confidence below which a face is dropped
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / INDEX_FILE
+
+    @property
+    def db_file(self) -> Path | None:
+        """The SQLite file of the database, or None for a database server."""
+        return sqlite_path(self.db_url)
+
+
+def load_config(home: str | Path | None = None, db: str | None = None, model: str | Path | None = None,
+                env: Mapping[str, str] | None = None, **options) -> Config:
+    """The configuration from explicit values, else the environment, else the defaults."""
+    env = os.environ if env is None else env
+    home_path = Path(home or env.get("FACESEARCH_HOME") or DEFAULT_HOME).expanduser().absolute()
+    db_url = db or env.get("FACESEARCH_DB") or sqlite_url(home_path / DB_FILE)
+    model_path = Path(model or env.get("FACESEARCH_MODEL") or DEFAULT_MODEL).expanduser()
+    return Config(home=home_path, db_url=db_url, model_path=model_path, **options)

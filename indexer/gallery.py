@@ -1,0 +1,426 @@
+"""The gallery of one home: the database (the truth) and the FAISS index (a cache of its vectors) kept in step.
+
+Every write goes to the database first, in one transaction, and only then to the index; the index is saved
+when the gallery is closed. A run killed in between leaves an index whose sidecar disagrees with the
+database, and the next `Gallery` rebuilds it from the database.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from db import (
+    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, FaceRow, ModelRow, PersonRow, PhotoRow, connect,
+    session_factory,
+)
+from indexer.vectors import INDEX_TYPE, VectorIndex, from_bytes, to_bytes
+from models.extractor import ModelInfo
+from models.faces import Box, Face
+
+_ROWS_PER_FETCH = 10_000
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    """A detected face with its vector under the current extractor."""
+
+    face: Face
+    vector: np.ndarray  # (dim,) float32, unit length
+
+
+@dataclass(frozen=True)
+class PhotoOutcome:
+    """What reading one photo gave: its faces, or the reason it could not be read (`error`)."""
+
+    sha256: str
+    path: str
+    size_bytes: int
+    width: int | None = None  # pixels as decoded; None when it failed
+    height: int | None = None
+    faces: tuple[EmbeddedFace, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownPhoto:
+    """A photo the database already holds, as far as indexing needs to know."""
+
+    id: int
+    path: str
+    status: str
+    stale_faces: int  # faces whose vector is from another extractor version
+
+
+@dataclass
+class BatchWrite:
+    """All that one batch of indexing writes, in one transaction."""
+
+    photos: list[PhotoOutcome] = field(default_factory=list)  # new photos, failed ones, enrolled -> indexed
+    moves: list[tuple[int, str]] = field(default_factory=list)  # photo id, the path where it is now
+    vectors: list[tuple[int, np.ndarray]] = field(default_factory=list)  # face id, vector re-embedded now
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A face row as answers report it."""
+
+    id: int
+    photo_path: str
+    box: Box
+    score: float
+    kind: str
+    person: str | None
+
+
+@dataclass(frozen=True)
+class PersonCount:
+    name: str
+    enrolled_faces: int  # under any extractor version
+
+
+@dataclass(frozen=True)
+class Counts:
+    photos: int  # in the gallery (status indexed)
+    enrolled_photos: int  # only used for enrollment
+    failed: int
+    faces: int  # under the current extractor
+    gallery_faces: int  # faces of kind indexed under the current extractor
+    stale_faces: int  # under another extractor version: not searchable until re-embedded
+    people: int
+
+
+@dataclass(frozen=True)
+class EnrollItem:
+    """One photo offered for enrollment, with the face chosen from it."""
+
+    sha256: str
+    path: str
+    size_bytes: int
+    width: int
+    height: int
+    face: EmbeddedFace
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    added: tuple[str, ...]  # paths whose face was enrolled now
+    skipped: tuple[tuple[str, str], ...]  # (path, reason): already enrolled, or enrolled as someone else
+
+
+class Gallery:
+    """The database and the vector index of one home, for one extractor model (its version, dim, threshold).
+
+    Open it with `Gallery.open(url, index_path, model)` and close it (or use `with`) so the index is saved.
+    """
+
+    def __init__(self, engine: Engine, index_path: Path, model: ModelInfo):
+        self.engine = engine
+        self.index_path = Path(index_path)
+        self.model = model
+        self._sessions = session_factory(engine)
+        self._index: VectorIndex | None = None
+        self._dirty = False
+        self.rebuilt = False  # whether opening found the saved index out of step and rebuilt it
+        self._register_model()
+
+    @classmethod
+    def open(cls, url: str, index_path: Path, model: ModelInfo) -> Gallery:
+        return cls(connect(url), index_path, model)
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save the index if it changed, and release the database."""
+        try:
+            self.save_index()
+        finally:
+            self.engine.dispose()
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- the index ---------------------------------------------------------------------------------------------
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index of the current model's faces, loaded from disk or rebuilt when out of step."""
+        if self._index is None:
+            loaded = VectorIndex.load(self.index_path)
+            count, max_id = self._vector_stats()
+            if loaded is not None:
+                index, sidecar = loaded
+                if (sidecar.model_version == self.model.version and sidecar.dim == self.model.dim
+                        and sidecar.count == count and sidecar.max_id == max_id):
+                    self._index = index
+                    return index
+            self._index = self.rebuild_index()
+        return self._index
+
+    @property
+    def index_type(self) -> str:
+        return INDEX_TYPE
+
+    def rebuild_index(self) -> VectorIndex:
+        """A new index holding every vector of the current model in the database; it is saved on close."""
+        index = VectorIndex(self.model.dim)
+        query = (select(FaceRow.id, FaceRow.vector).where(FaceRow.model_version == self.model.version)
+                 .execution_options(yield_per=_ROWS_PER_FETCH))
+        with self.session() as s:
+            for chunk in s.execute(query).partitions():
+                ids = np.array([row.id for row in chunk], np.int64)
+                vectors = np.stack([from_bytes(row.vector, self.model.dim) for row in chunk])
+                index.add(ids, vectors)
+        self._index = index
+        self._dirty = True
+        self.rebuilt = True
+        return index
+
+    def save_index(self) -> None:
+        if self._index is not None and self._dirty:
+            self._index.save(self.index_path, self.model.version)
+            self._dirty = False
+
+    def _add_to_index(self, ids: list[int], vectors: list[np.ndarray]) -> None:
+        if ids and self._index is not None:
+            self._index.add(np.array(ids, np.int64), np.stack(vectors))
+            self._dirty = True
+
+    def _vector_stats(self) -> tuple[int, int]:
+        with self.session() as s:
+            count, max_id = s.execute(
+                select(func.count(FaceRow.id), func.max(FaceRow.id)).where(FaceRow.model_version == self.model.version)
+            ).one()
+        return int(count), int(max_id) if max_id is not None else -1
+
+    def _register_model(self) -> None:
+        with self.session() as s, s.begin():
+            row = s.scalar(select(ModelRow).where(ModelRow.version == self.model.version))
+            if row is None:
+                s.add(ModelRow(version=self.model.version, dim=self.model.dim, threshold=self.model.threshold,
+                               threshold_far=self.model.threshold_far))
+            elif row.dim != self.model.dim:
+                raise ValueError(f"model version {self.model.version} is recorded with dimension {row.dim}, "
+                                 f"but the extractor gives {self.model.dim}: give the new weights a new version")
+
+    # -- indexing ----------------------------------------------------------------------------------------------
+
+    def known_photos(self, hashes: Iterable[str]) -> dict[str, KnownPhoto]:
+        """The photos already in the database among these content hashes, by hash."""
+        hashes = list(set(hashes))
+        if not hashes:
+            return {}
+        stale = (select(FaceRow.photo_id, func.count(FaceRow.id).label("n"))
+                 .where(FaceRow.model_version != self.model.version).group_by(FaceRow.photo_id).subquery())
+        query = (select(PhotoRow.sha256, PhotoRow.id, PhotoRow.path, PhotoRow.status, stale.c.n)
+                 .outerjoin(stale, stale.c.photo_id == PhotoRow.id).where(PhotoRow.sha256.in_(hashes)))
+        with self.session() as s:
+            return {r.sha256: KnownPhoto(r.id, r.path, r.status, int(r.n or 0)) for r in s.execute(query)}
+
+    def stale_faces(self, photo_id: int) -> list[tuple[int, Face]]:
+        """The faces of a photo whose vectors are from another extractor version: (face id, face)."""
+        with self.session() as s:
+            rows = s.scalars(select(FaceRow).where(FaceRow.photo_id == photo_id,
+                                                   FaceRow.model_version != self.model.version)).all()
+            return [(r.id, _face_of(r)) for r in rows]
+
+    def write(self, batch: BatchWrite) -> int:
+        """Write one batch in one transaction, then add its vectors to the index; returns faces added."""
+        self.index  # load (or rebuild) before writing, so the rebuild never counts this batch twice
+        new_ids: list[int] = []
+        new_vectors: list[np.ndarray] = []
+        with self.session() as s, s.begin():
+            for photo_id, path in batch.moves:
+                s.execute(update(PhotoRow).where(PhotoRow.id == photo_id).values(path=path))
+            for face_id, vector in batch.vectors:
+                s.execute(update(FaceRow).where(FaceRow.id == face_id)
+                          .values(vector=to_bytes(vector), model_version=self.model.version))
+                new_ids.append(face_id)
+                new_vectors.append(vector)
+            rows: list[tuple[FaceRow, np.ndarray]] = []
+            for outcome in batch.photos:
+                photo = s.scalar(select(PhotoRow).where(PhotoRow.sha256 == outcome.sha256))
+                if photo is None:
+                    photo = PhotoRow(sha256=outcome.sha256, path=outcome.path, size_bytes=outcome.size_bytes,
+                                     status=INDEXED)
+                    s.add(photo)
+                elif photo.status == INDEXED:
+                    continue  # indexed meanwhile (by another run): its faces are there already
+                photo.path = outcome.path
+                photo.size_bytes = outcome.size_bytes
+                photo.width, photo.height = outcome.width, outcome.height
+                if outcome.error is not None:
+                    photo.status, photo.error = FAILED, outcome.error
+                    continue
+                photo.status, photo.error = INDEXED, None
+                for ef in outcome.faces:
+                    row = _face_row(ef, self.model.version, INDEXED_FACE)
+                    photo.faces.append(row)
+                    rows.append((row, ef.vector))
+            s.flush()  # gives the new rows their ids
+            new_ids += [row.id for row, _ in rows]
+            new_vectors += [v for _, v in rows]
+        self._add_to_index(new_ids, new_vectors)
+        return len(rows)
+
+    # -- people ------------------------------------------------------------------------------------------------
+
+    def enroll(self, name: str, items: list[EnrollItem]) -> EnrollResult:
+        """Add the face of each item as an enrolled face of `name` (created if new), in one transaction."""
+        self.index
+        added: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        rows: list[tuple[FaceRow, np.ndarray]] = []
+        with self.session() as s, s.begin():
+            person = s.scalar(select(PersonRow).where(PersonRow.name == name))
+            if person is None:
+                person = PersonRow(name=name)
+                s.add(person)
+                s.flush()
+            for item in items:
+                photo = s.scalar(select(PhotoRow).where(PhotoRow.sha256 == item.sha256))
+                if photo is None:
+                    photo = PhotoRow(sha256=item.sha256, path=item.path, size_bytes=item.size_bytes,
+                                     width=item.width, height=item.height, status=ENROLLED)
+                    s.add(photo)
+                    s.flush()
+                elif photo.status == FAILED:
+                    photo.status, photo.error = ENROLLED, None
+                    photo.width, photo.height = item.width, item.height
+                if photo.status == ENROLLED and photo.path != item.path:
+                    photo.path = item.path
+                existing = s.execute(
+                    select(PersonRow.name).join(FaceRow, FaceRow.person_id == PersonRow.id)
+                    .where(FaceRow.photo_id == photo.id, FaceRow.kind == ENROLLED_FACE)
+                ).scalars().all()
+                if name in existing:
+                    skipped.append((item.path, f"already enrolled as {name}"))
+                    continue
+                if existing:
+                    skipped.append((item.path, f"its face is already enrolled as {existing[0]}"))
+                    continue
+                row = _face_row(item.face, self.model.version, ENROLLED_FACE)
+                row.photo_id = photo.id
+                row.person_id = person.id
+                s.add(row)
+                rows.append((row, item.face.vector))
+                added.append(item.path)
+            s.flush()
+            ids = [row.id for row, _ in rows]
+        self._add_to_index(ids, [v for _, v in rows])
+        return EnrollResult(tuple(added), tuple(skipped))
+
+    def forget(self, name: str) -> tuple[int, int] | None:
+        """Delete a person, their enrolled faces and the photos only used to enroll them, from the database and
+        the index; faces of gallery photos assigned to them go back to unknown. Returns (faces removed,
+        photos removed), or None when no one has that name."""
+        self.index
+        with self.session() as s, s.begin():
+            person = s.scalar(select(PersonRow).where(PersonRow.name == name))
+            if person is None:
+                return None
+            face_ids = s.scalars(select(FaceRow.id).where(FaceRow.person_id == person.id,
+                                                          FaceRow.kind == ENROLLED_FACE)).all()
+            photo_ids = set(s.scalars(select(FaceRow.photo_id).where(FaceRow.id.in_(face_ids))).all())
+            s.execute(delete(FaceRow).where(FaceRow.id.in_(face_ids)))
+            s.execute(update(FaceRow).where(FaceRow.person_id == person.id).values(person_id=None))
+            s.execute(delete(PersonRow).where(PersonRow.id == person.id))
+            orphans = s.scalars(
+                select(PhotoRow.id).where(PhotoRow.id.in_(photo_ids), PhotoRow.status == ENROLLED,
+                                          ~select(FaceRow.id).where(FaceRow.photo_id == PhotoRow.id).exists())
+            ).all()
+            s.execute(delete(PhotoRow).where(PhotoRow.id.in_(orphans)))
+        if self._index is not None:
+            self._index.remove(np.array(face_ids, np.int64))
+            self._dirty = True
+        return len(face_ids), len(orphans)
+
+    def person_names(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(PersonRow.name).order_by(PersonRow.name)))
+
+    def people(self) -> list[PersonCount]:
+        """Everyone enrolled, by name, with their count of enrolled faces."""
+        query = (select(PersonRow.name, func.count(FaceRow.id))
+                 .outerjoin(FaceRow, (FaceRow.person_id == PersonRow.id) & (FaceRow.kind == ENROLLED_FACE))
+                 .group_by(PersonRow.id).order_by(PersonRow.name))
+        with self.session() as s:
+            return [PersonCount(name, int(n)) for name, n in s.execute(query)]
+
+    def person_faces(self) -> dict[int, str]:
+        """Face id to person name, for every face with a person under the current model."""
+        query = (select(FaceRow.id, PersonRow.name).join(PersonRow, FaceRow.person_id == PersonRow.id)
+                 .where(FaceRow.model_version == self.model.version))
+        with self.session() as s:
+            return {i: name for i, name in s.execute(query)}
+
+    def vectors_of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The face ids (n,) and vectors (n, dim) of a person's faces under the current model."""
+        query = (select(FaceRow.id, FaceRow.vector).join(PersonRow, FaceRow.person_id == PersonRow.id)
+                 .where(PersonRow.name == name, FaceRow.model_version == self.model.version))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, self.model.dim), np.float32)
+        return (np.array([r.id for r in rows], np.int64),
+                np.stack([from_bytes(r.vector, self.model.dim) for r in rows]))
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def faces(self, ids: Iterable[int]) -> dict[int, StoredFace]:
+        """The face rows with these ids, by id."""
+        ids = list(set(int(i) for i in ids))
+        out: dict[int, StoredFace] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 500):
+                query = (select(FaceRow, PhotoRow.path, PersonRow.name)
+                         .join(PhotoRow, FaceRow.photo_id == PhotoRow.id)
+                         .outerjoin(PersonRow, FaceRow.person_id == PersonRow.id)
+                         .where(FaceRow.id.in_(ids[start:start + 500])))
+                for row, path, person in s.execute(query):
+                    out[row.id] = StoredFace(row.id, path, Box(row.x0, row.y0, row.x1, row.y1), row.score,
+                                             row.kind, person)
+        return out
+
+    def counts(self) -> Counts:
+        with self.session() as s:
+            return count_rows(s, self.model.version)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of every photo that could not be read, by path."""
+        with self.session() as s:
+            rows = s.execute(select(PhotoRow.path, PhotoRow.error).where(PhotoRow.status == FAILED)
+                             .order_by(PhotoRow.path)).all()
+        return [(p, e or "") for p, e in rows]
+
+
+def count_rows(session: Session, model_version: str | None) -> Counts:
+    """Rows of each kind; faces counted under `model_version` (under any version when None)."""
+    s = session
+    by_status = dict(s.execute(select(PhotoRow.status, func.count(PhotoRow.id)).group_by(PhotoRow.status)).all())
+    current = FaceRow.model_version == model_version if model_version is not None else FaceRow.id.is_not(None)
+    faces = s.scalar(select(func.count(FaceRow.id)).where(current))
+    gallery = s.scalar(select(func.count(FaceRow.id)).where(current, FaceRow.kind == INDEXED_FACE))
+    stale = s.scalar(select(func.count(FaceRow.id)).where(~current)) if model_version is not None else 0
+    people = s.scalar(select(func.count(PersonRow.id)))
+    return Counts(by_status.get(INDEXED, 0), by_status.get(ENROLLED, 0), by_status.get(FAILED, 0),
+                  int(faces), int(gallery), int(stale), int(people))
+
+
+def _face_row(ef: EmbeddedFace, model_version: str, kind: str) -> FaceRow:
+    f = ef.face
+    return FaceRow(x0=float(f.box.x0), y0=float(f.box.y0), x1=float(f.box.x1), y1=float(f.box.y1),
+                   landmarks=[[round(float(x), 2), round(float(y), 2)] for x, y in f.landmarks],
+                   score=float(f.score), vector=to_bytes(ef.vector), model_version=model_version, kind=kind)
+
+
+def _face_of(row: FaceRow) -> Face:
+    return Face(Box(row.x0, row.y0, row.x1, row.y1), np.array(row.landmarks, np.float32), row.score)

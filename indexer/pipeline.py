@@ -1,0 +1,266 @@
+"""Folders to gallery: scan, hash, read, detect, align and embed a batch of photos at a time, and store them.
+
+The detector and extractor are passed in (anything with `detect(images)`, and `embed(chips)` plus `info`),
+so the storage logic can be exercised with stand-ins and the real models load only where they are needed.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from db import ENROLLED, FAILED
+from indexer.gallery import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome
+from indexer.scan import hash_file, scan
+from models.align import align
+from models.detect import main_face
+from models.extractor import ModelInfo
+from models.faces import Face
+from models.image import ImageError, read_image
+
+DEFAULT_BATCH_SIZE = 16  # photos read, detected and written together (one transaction)
+
+
+class FaceDetector(Protocol):
+    def detect(self, images: list[np.ndarray]) -> list[list[Face]]: ...
+
+
+class FaceExtractor(Protocol):
+    info: ModelInfo
+
+    @property
+    def version(self) -> str: ...
+
+    def embed(self, chips: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ReadPhoto:
+    """A photo file decoded, with its identity: the sha256 of its bytes."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    image: np.ndarray  # (h, w, 3) uint8 RGB, EXIF orientation applied
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one `index_paths` run did."""
+
+    new: int  # photos added to the gallery
+    already: int  # photos already in the gallery (also copies of one photo under two paths)
+    moved: int  # photos already in the gallery found under a new path: the path was updated
+    reembedded: int  # photos whose faces got vectors of the current extractor, without detecting again
+    failed: tuple[tuple[str, str], ...]  # (path, reason) of the photos that could not be read
+    faces: int  # faces added to the gallery
+    skipped: int  # files in the folders that are not photos
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EnrollReport:
+    """What enrolling one person did."""
+
+    name: str
+    added: tuple[str, ...]  # photos whose face was enrolled
+    skipped: tuple[tuple[str, str], ...]  # (path, reason): already enrolled
+    failed: tuple[tuple[str, str], ...]  # (path, reason): unreadable, or no face found
+
+
+class Pipeline:
+    """Photos to faces with vectors, with one detector and one extractor loaded once."""
+
+    def __init__(self, detector: FaceDetector, extractor: FaceExtractor, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.detector = detector
+        self.extractor = extractor
+        self.batch_size = batch_size
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Face] | str]:
+        """The faces of each image, or for an image the detector fails on, the reason as a string."""
+        if not images:
+            return []
+        try:
+            return list(self.detector.detect(images))
+        except Exception:  # one odd photo should not sink its batch: find it by detecting one at a time
+            out: list[list[Face] | str] = []
+            for image in images:
+                try:
+                    out.append(self.detector.detect([image])[0])
+                except Exception as e:
+                    out.append(f"face detection failed ({type(e).__name__}: {e})")
+            return out
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[EmbeddedFace]]:
+        """Align each face out of its image and embed all of them in one call, per image."""
+        chips = [align(image, face) for image, fs in zip(images, faces) for face in fs]
+        if not chips:
+            return [[] for _ in images]
+        vectors = self.extractor.embed(np.stack(chips))
+        out, i = [], 0
+        for fs in faces:
+            out.append([EmbeddedFace(face, vectors[i + j]) for j, face in enumerate(fs)])
+            i += len(fs)
+        return out
+
+    def faces_in(self, images: list[np.ndarray]) -> list[list[EmbeddedFace] | str]:
+        """Every face of each image with its vector, or the reason detection failed."""
+        detected = self.detect(images)
+        ok = [i for i, d in enumerate(detected) if not isinstance(d, str)]
+        embedded = self.embed([images[i] for i in ok], [detected[i] for i in ok])
+        out: list[list[EmbeddedFace] | str] = list(detected)
+        for i, e in zip(ok, embedded):
+            out[i] = e
+        return out
+
+
+def read_photo(path: Path) -> ReadPhoto:
+    """Hash and decode one photo; raises ImageError naming the file for anything unreadable."""
+    try:
+        sha256, size = hash_file(path)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    return ReadPhoto(path, sha256, size, read_image(path))
+
+
+def reason_of(error: Exception, path: Path) -> str:
+    """The message of an error about `path`, without the path it starts with."""
+    text = str(error)
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], progress: bool = False) -> IndexReport:
+    """Add the photos under `paths` (folders walked recursively, or single photos) to the gallery.
+
+    A photo already in the database (same bytes) is not read again; found under a new path while its old
+    path is gone, its path is updated. A photo that cannot be read is stored as failed with its reason and
+    the run goes on. Each batch is one transaction, so a run killed midway, rerun, finishes without duplicates.
+    """
+    start = time.monotonic()
+    found = scan(list(paths))
+    new = already = moved = reembedded = faces = 0
+    failed: list[tuple[str, str]] = [(str(p), "no such file or folder") for p in found.missing]
+    seen: set[str] = set()
+    bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr, disable=not progress)
+    try:
+        for first in range(0, len(found.photos), pipeline.batch_size):
+            batch_paths = found.photos[first:first + pipeline.batch_size]
+            hashed: list[tuple[Path, str, int]] = []
+            for p in batch_paths:
+                try:
+                    sha256, size = hash_file(p)
+                except OSError as e:
+                    failed.append((str(p), f"cannot read ({e.strerror or e})"))
+                    continue
+                hashed.append((p, sha256, size))
+            known = gallery.known_photos(sha for _, sha, _ in hashed)
+            write = BatchWrite()
+            to_read: list[tuple[Path, str, int]] = []
+            stale: list[tuple[Path, int]] = []
+            for p, sha256, size in hashed:
+                if sha256 in seen:
+                    already += 1  # a second copy of a photo met earlier in this run
+                    continue
+                seen.add(sha256)
+                k = known.get(sha256)
+                if k is None or k.status in (ENROLLED, FAILED):
+                    to_read.append((p, sha256, size))
+                    continue
+                if k.path != str(p) and not Path(k.path).exists():
+                    write.moves.append((k.id, str(p)))
+                    moved += 1
+                else:
+                    already += 1
+                if k.stale_faces:
+                    stale.append((p, k.id))
+
+            images: list[np.ndarray] = []
+            readable: list[tuple[Path, str, int]] = []
+            for p, sha256, size in to_read:
+                try:
+                    images.append(read_image(p))
+                    readable.append((p, sha256, size))
+                except ImageError as e:
+                    failed.append((str(p), reason_of(e, p)))
+                    write.photos.append(PhotoOutcome(sha256, str(p), size, error=reason_of(e, p)))
+            for (p, sha256, size), image, result in zip(readable, images, pipeline.faces_in(images)):
+                h, w = image.shape[:2]
+                if isinstance(result, str):
+                    failed.append((str(p), result))
+                    write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, error=result))
+                else:
+                    write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, faces=tuple(result)))
+                    new += 1
+
+            for p, photo_id in stale:
+                vectors = _reembed(gallery, pipeline, p, photo_id)
+                if vectors is None:
+                    continue
+                write.vectors.extend(vectors)
+                reembedded += 1
+
+            faces += gallery.write(write)
+            bar.update(len(batch_paths))
+    finally:
+        bar.close()
+        gallery.save_index()
+    return IndexReport(new, already, moved, reembedded, tuple(failed), faces, found.skipped,
+                       time.monotonic() - start)
+
+
+def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int) -> list[tuple[int, np.ndarray]] | None:
+    """New vectors for the faces of a photo stored under another extractor, from their stored landmarks."""
+    stored = gallery.stale_faces(photo_id)
+    if not stored:
+        return []
+    try:
+        image = read_image(path)
+    except ImageError:
+        return None
+    embedded = pipeline.embed([image], [[face for _, face in stored]])[0]
+    return [(face_id, ef.vector) for (face_id, _), ef in zip(stored, embedded)]
+
+
+def enroll_photos(gallery: Gallery, pipeline: Pipeline, name: str, paths: Sequence[Path]) -> EnrollReport:
+    """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`.
+
+    The person is created with the first face; when no photo gives a face, nothing is written.
+    """
+    failed: list[tuple[str, str]] = []
+    items: list[EnrollItem] = []
+    for first in range(0, len(paths), pipeline.batch_size):
+        photos: list[ReadPhoto] = []
+        for p in paths[first:first + pipeline.batch_size]:
+            p = Path(p).absolute()
+            try:
+                photos.append(read_photo(p))
+            except ImageError as e:
+                failed.append((str(p), reason_of(e, p)))
+        detected = pipeline.detect([ph.image for ph in photos])
+        chosen: list[tuple[ReadPhoto, Face]] = []
+        for ph, faces in zip(photos, detected):
+            if isinstance(faces, str):
+                failed.append((str(ph.path), faces))
+                continue
+            h, w = ph.image.shape[:2]
+            face = main_face(faces, w, h)
+            if face is None:
+                failed.append((str(ph.path), "no face found"))
+                continue
+            chosen.append((ph, face))
+        embedded = pipeline.embed([ph.image for ph, _ in chosen], [[face] for _, face in chosen])
+        for (ph, _), (ef,) in zip(chosen, embedded):
+            h, w = ph.image.shape[:2]
+            items.append(EnrollItem(ph.sha256, str(ph.path), ph.size_bytes, w, h, ef))
+    if not items:
+        return EnrollReport(name, (), (), tuple(failed))
+    result = gallery.enroll(name, items)
+    gallery.save_index()
+    return EnrollReport(name, result.added, result.skipped, tuple(failed))
