@@ -1,0 +1,128 @@
+"""A cache of aligned chips: every photo of a dataset detected and aligned once, stored in shards.
+
+Layout of a cache folder: `shard-NNNNN.npz` holding `chips` (n, 112, 112, 3) uint8 and, per photo, its
+path, whether a face was found and the detector score. A shard is written to a temporary name and renamed,
+so a killed run, rerun, redoes at most one shard. Where no face is found the chip is cut from the centre
+of the photo (the labelled face of a loose crop sits there) and the photo is listed in `no_face.csv`.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.align import CHIP_SIZE, align, centre_face
+from models.detect import Detector, main_face
+from models.image import ImageError, read_image
+
+
+@dataclass(frozen=True)
+class ChipSet:
+    """Chips of a list of photos, in the order of that list."""
+
+    chips: np.ndarray  # (n, 112, 112, 3) uint8
+    found: np.ndarray  # (n,) bool: a face was detected (else the chip is the centre of the photo)
+    scores: np.ndarray  # (n,) float32 detector score, 0 where none was found
+    paths: tuple[str, ...]
+
+
+def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipSet:
+    """Detect and align the main face of each photo. With `canvas`, photos that fit are centred on a black
+    square of that side before detection, so photos of varied sizes batch together and tight crops get a
+    margin; landmarks are mapped back to the photo."""
+    images, offsets, reasons = [], [], []
+    for p in paths:
+        try:
+            img = read_image(p)
+        except ImageError as e:
+            img, reasons_ = np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8), str(e)
+            reasons.append(reasons_)
+        else:
+            reasons.append("")
+        images.append(img)
+    padded = []
+    for img in images:
+        h, w = img.shape[:2]
+        if canvas and h <= canvas and w <= canvas:
+            oy, ox = (canvas - h) // 2, (canvas - w) // 2
+            board = np.zeros((canvas, canvas, 3), np.uint8)
+            board[oy:oy + h, ox:ox + w] = img
+            padded.append(board)
+            offsets.append((ox, oy))
+        else:
+            padded.append(img)
+            offsets.append((0, 0))
+    found_faces = detector.detect(padded)
+    chips = np.zeros((len(paths), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+    found = np.zeros(len(paths), bool)
+    scores = np.zeros(len(paths), np.float32)
+    for i, (img, faces, (ox, oy)) in enumerate(zip(images, found_faces, offsets)):
+        h, w = img.shape[:2]
+        shifted = [_shift(f, -ox, -oy) for f in faces]
+        face = main_face(shifted, w, h) if not reasons[i] else None
+        if face is None:
+            face = centre_face(w, h)
+        else:
+            found[i] = True
+            scores[i] = face.score
+        chips[i] = align(img, face)
+    return ChipSet(chips, found, scores, tuple(str(p) for p in paths))
+
+
+def _shift(face, dx: float, dy: float):
+    from models.faces import Box, Face
+
+    b = face.box
+    return Face(Box(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy), face.landmarks + np.float32([dx, dy]), face.score)
+
+
+def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = None, shard_size: int = 512,
+                canvas: int = 0, progress: bool = True) -> Path:
+    """Chip every photo of `paths` into shards under `out`; shards already there are kept (resumable)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    detector = detector or Detector()
+    n_shards = (len(paths) + shard_size - 1) // shard_size
+    todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.npz").exists()]
+    bar = _bar(len(todo), progress, f"chipping {len(paths)} photos into {out}")
+    for s in todo:
+        chunk = list(paths[s * shard_size:(s + 1) * shard_size])
+        result = chip_photos(chunk, detector, canvas=canvas)
+        tmp = out / f".shard-{s:05d}.tmp.npz"
+        np.savez(tmp, chips=result.chips, found=result.found, scores=result.scores,
+                 paths=np.array(result.paths))
+        os.replace(tmp, out / f"shard-{s:05d}.npz")
+        bar.update(1)
+    bar.close()
+    cache = load_cache(out)
+    with open(out / "no_face.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        for p, ok in zip(cache.paths, cache.found):
+            if not ok:
+                writer.writerow([p, "no face found by MTCNN; chip cut from the centre"])
+    return out
+
+
+def load_cache(out: str | Path) -> ChipSet:
+    """All shards of a cache folder, concatenated in shard order."""
+    out = Path(out)
+    shards = sorted(out.glob("shard-*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"{out}: no chip shards (build the cache first)")
+    parts = [np.load(s) for s in shards]
+    return ChipSet(
+        np.concatenate([p["chips"] for p in parts]),
+        np.concatenate([p["found"] for p in parts]),
+        np.concatenate([p["scores"] for p in parts]),
+        tuple(str(x) for p in parts for x in p["paths"]),
+    )
+
+
+def _bar(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="shard", file=None)

@@ -1,0 +1,103 @@
+"""The extractor: aligned 112x112 chips to L2-normalised vectors, with its model card metadata.
+
+Distance everywhere in facesearch is the cosine distance between normalised vectors, `1 - a.b`, in [0, 2].
+The shipped model lives in `models/weights/`: `extractor.keras` (Keras 3 format: JSON config plus weights,
+no pickle) and `extractor.json` (version, dimension, calibrated thresholds, evaluation numbers).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "extractor.keras"
+
+
+class ModelMissing(FileNotFoundError):
+    """The extractor's weights or metadata file is not where it should be."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the engine needs to know about an extractor, read from the JSON file beside its weights."""
+
+    version: str  # unique name of these weights, stored with every vector
+    dim: int
+    threshold: float  # cosine distance under which two faces are called the same person
+    threshold_far: float  # the false-accept rate `threshold` was calibrated for
+    flip: bool = True  # average the embeddings of the chip and its mirror image
+    extra: dict = field(default_factory=dict)
+
+
+def read_info(weights: Path) -> ModelInfo:
+    meta = weights.with_suffix(".json")
+    if not meta.exists():
+        raise ModelMissing(f"{meta}: model metadata missing (it is written by `facesearch train`)")
+    raw = json.loads(meta.read_text())
+    return ModelInfo(
+        version=raw["version"], dim=int(raw["dim"]), threshold=float(raw["threshold"]),
+        threshold_far=float(raw["threshold_far"]), flip=bool(raw.get("flip", True)),
+        extra={k: v for k, v in raw.items() if k not in {"version", "dim", "threshold", "threshold_far", "flip"}},
+    )
+
+
+def preprocess(chips: np.ndarray) -> np.ndarray:
+    """uint8 RGB chips to the network's float input in [-1, 1]."""
+    return (np.asarray(chips, dtype=np.float32) - 127.5) / 128.0
+
+
+class Extractor:
+    """A trained network loaded once; `embed` maps (n, 112, 112, 3) uint8 chips to (n, dim) unit vectors."""
+
+    def __init__(self, weights: str | Path = DEFAULT_MODEL, batch_size: int = 64):
+        self.weights = Path(weights)
+        if not self.weights.exists():
+            raise ModelMissing(f"{self.weights}: extractor weights missing")
+        self.info = read_info(self.weights)
+        self.batch_size = batch_size
+        self._net = None
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    def _model(self):
+        if self._net is None:
+            from models.detect import quiet_tensorflow
+
+            quiet_tensorflow()
+            import keras
+
+            self._net = keras.models.load_model(self.weights, compile=False)
+        return self._net
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 L2-normalised embeddings of (n, 112, 112, 3) uint8 RGB chips."""
+        chips = np.asarray(chips)
+        if chips.ndim != 4 or chips.shape[1:] != (112, 112, 3):
+            raise ValueError(f"embed wants (n, 112, 112, 3) chips, got {chips.shape}")
+        if len(chips) == 0:
+            return np.zeros((0, self.info.dim), np.float32)
+        net = self._model()
+        out = []
+        for start in range(0, len(chips), self.batch_size):
+            x = preprocess(chips[start:start + self.batch_size])
+            v = np.asarray(net(x, training=False))
+            if self.info.flip:
+                v = v + np.asarray(net(x[:, :, ::-1, :], training=False))
+            out.append(v)
+        return normalise(np.concatenate(out).astype(np.float32))
+
+
+def normalise(v: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - a.b for unit vectors, row by row (a and b of equal shape) -> (n,)."""
+    return (1.0 - np.sum(np.asarray(a, np.float32) * np.asarray(b, np.float32), axis=-1)).astype(np.float32)

@@ -1,0 +1,68 @@
+"""Metric-learning losses on L2-normalised embeddings, with cosine distance d(a, b) = 1 - a.b.
+
+Each loss is a plain function of (embeddings, labels) for one batch; mining happens inside the batch.
+"""
+from __future__ import annotations
+
+
+def pairwise_cosine_distance(emb):
+    """(n, n) matrix of 1 - e_i.e_j for unit rows of `emb`."""
+    import tensorflow as tf
+
+    return 1.0 - tf.matmul(emb, emb, transpose_b=True)
+
+
+def batch_hard_triplet_loss(emb, labels, margin: float = 0.3):
+    """Mean over anchors of max(0, d(a, hardest positive) - d(a, hardest negative) + margin).
+
+    For each anchor the hardest positive is the farthest photo of the same identity in the batch and the
+    hardest negative the closest photo of another identity. Anchors without a positive are skipped.
+    """
+    import tensorflow as tf
+
+    d = pairwise_cosine_distance(emb)
+    labels = tf.reshape(labels, [-1])
+    same = tf.equal(labels[:, None], labels[None, :])
+    eye = tf.eye(tf.shape(labels)[0], dtype=tf.bool)
+    pos_mask = tf.logical_and(same, tf.logical_not(eye))
+    neg_mask = tf.logical_not(same)
+    hardest_pos = tf.reduce_max(tf.where(pos_mask, d, tf.fill(tf.shape(d), -1.0)), axis=1)
+    hardest_neg = tf.reduce_min(tf.where(neg_mask, d, tf.fill(tf.shape(d), 4.0)), axis=1)
+    valid = tf.logical_and(tf.reduce_any(pos_mask, axis=1), tf.reduce_any(neg_mask, axis=1))
+    losses = tf.nn.relu(hardest_pos - hardest_neg + margin)
+    return tf.reduce_sum(tf.where(valid, losses, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+
+
+def semi_hard_triplet_loss(emb, labels, margin: float = 0.3):
+    """Mean over (anchor, positive) pairs of max(0, d(a, p) - d(a, n) + margin), where n is the closest
+    negative farther than the positive (semi-hard); where none is farther, the farthest negative."""
+    import tensorflow as tf
+
+    d = pairwise_cosine_distance(emb)
+    labels = tf.reshape(labels, [-1])
+    same = tf.equal(labels[:, None], labels[None, :])
+    eye = tf.eye(tf.shape(labels)[0], dtype=tf.bool)
+    pos_mask = tf.logical_and(same, tf.logical_not(eye))  # (a, p)
+    neg_mask = tf.logical_not(same)  # (a, n)
+    d_ap = d[:, :, None]  # (a, p, 1)
+    d_an = d[:, None, :]  # (a, 1, n)
+    farther = tf.logical_and(neg_mask[:, None, :], d_an > d_ap)  # (a, p, n)
+    semi = tf.reduce_min(tf.where(farther, tf.broadcast_to(d_an, tf.shape(farther)), 4.0), axis=2)
+    far_neg = tf.reduce_max(tf.where(neg_mask, d, -1.0), axis=1)[:, None]
+    chosen = tf.where(tf.reduce_any(farther, axis=2), semi, tf.broadcast_to(far_neg, tf.shape(semi)))
+    losses = tf.nn.relu(d - chosen + margin)
+    mask = tf.cast(pos_mask, tf.float32)
+    return tf.reduce_sum(losses * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def cosine_margin_logits(emb, class_weights, labels, scale: float = 30.0, margin: float = 0.2):
+    """Logits of an additive-cosine-margin softmax: scale * (cos - margin on the true class).
+
+    `class_weights` is (dim, classes); its columns are normalised here, so the logits are scaled cosines.
+    """
+    import tensorflow as tf
+
+    w = tf.math.l2_normalize(class_weights, axis=0)
+    cos = tf.matmul(emb, w)
+    onehot = tf.one_hot(tf.reshape(labels, [-1]), tf.shape(w)[1])
+    return scale * (cos - margin * onehot)

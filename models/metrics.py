@@ -1,0 +1,102 @@
+"""Verification metrics on distances: pure functions, arrays in, numbers out.
+
+Convention: a pair is called "same person" when its distance is *below* the threshold (strictly less).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> float:
+    """Share of pairs classified right when `distance < threshold` means same."""
+    distances, same = np.asarray(distances), np.asarray(same, bool)
+    return float(np.mean((distances < threshold) == same))
+
+
+def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
+    """The threshold maximising accuracy, midway between two neighbouring distances (ties: the smallest)."""
+    d = np.sort(np.unique(np.asarray(distances, np.float64)))
+    candidates = np.concatenate([[d[0] - 1e-6], (d[:-1] + d[1:]) / 2, [d[-1] + 1e-6]])
+    same = np.asarray(same, bool)
+    dist = np.asarray(distances, np.float64)
+    # accuracy for every candidate at once: sort pairs, count same below and different at/above
+    order = np.argsort(dist, kind="stable")
+    ds, ss = dist[order], same[order]
+    below = np.searchsorted(ds, candidates, side="left")  # pairs with distance < candidate
+    same_below = np.concatenate([[0], np.cumsum(ss)])[below]
+    diff_total = int((~ss).sum())
+    diff_below = below - same_below
+    correct = same_below + (diff_total - diff_below)
+    return float(candidates[int(np.argmax(correct))])
+
+
+def roc(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(far, tar, thresholds): for each threshold t, the false- and true-accept rates of `distance < t`.
+
+    Thresholds run from below the smallest distance to above the largest, so the curve spans (0,0)..(1,1).
+    """
+    dist = np.asarray(distances, np.float64)
+    same = np.asarray(same, bool)
+    d = np.unique(dist)
+    thresholds = np.concatenate([[d[0] - 1e-6], (d[:-1] + d[1:]) / 2, [d[-1] + 1e-6]])
+    sd, dd = np.sort(dist[same]), np.sort(dist[~same])
+    tar = np.searchsorted(sd, thresholds, side="left") / max(len(sd), 1)
+    far = np.searchsorted(dd, thresholds, side="left") / max(len(dd), 1)
+    return far, tar, thresholds
+
+
+def threshold_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> float:
+    """The largest threshold whose false-accept rate is at most `far`."""
+    f, _, t = roc(distances, same)
+    ok = np.nonzero(f <= far)[0]
+    return float(t[ok[-1]])
+
+
+def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> float:
+    """True-accept rate at the largest threshold whose false-accept rate is at most `far`."""
+    f, tar, _ = roc(distances, same)
+    ok = np.nonzero(f <= far)[0]
+    return float(tar[ok[-1]])
+
+
+def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
+    """Area under the ROC curve: chance that a same pair is closer than a different pair (ties count half)."""
+    f, t, _ = roc(distances, same)
+    return float(np.trapezoid(t, f))
+
+
+def eer(distances: np.ndarray, same: np.ndarray) -> float:
+    """Equal error rate: where the false-accept rate meets the false-reject rate (interpolated)."""
+    f, t, _ = roc(distances, same)
+    frr = 1.0 - t
+    i = int(np.nonzero(f >= frr)[0][0])
+    if i == 0:
+        return float(f[0])
+    # linear interpolation between points i-1 and i of (far - frr), which changes sign there
+    a0, a1 = f[i - 1] - frr[i - 1], f[i] - frr[i]
+    w = a0 / (a0 - a1) if a1 != a0 else 0.0
+    return float(f[i - 1] + w * (f[i] - f[i - 1]))
+
+
+def ten_fold(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict:
+    """The LFW View 2 protocol: for each fold the threshold that maximises accuracy on the other nine,
+    accuracy on the held-out fold; mean and standard deviation over folds, plus whole-set ROC numbers."""
+    distances, same, folds = np.asarray(distances), np.asarray(same, bool), np.asarray(folds)
+    accs, thresholds = [], []
+    for k in np.unique(folds):
+        test = folds == k
+        t = best_threshold(distances[~test], same[~test])
+        thresholds.append(t)
+        accs.append(accuracy_at(distances[test], same[test], t))
+    accs = np.array(accs)
+    return {
+        "accuracy_mean": float(accs.mean()),
+        "accuracy_std": float(accs.std()),
+        "fold_accuracies": [float(a) for a in accs],
+        "threshold_mean": float(np.mean(thresholds)),
+        "roc_auc": roc_auc(distances, same),
+        "eer": eer(distances, same),
+        "tar_at_far_1e-3": tar_at_far(distances, same, 1e-3),
+        "tar_at_far_1e-2": tar_at_far(distances, same, 1e-2),
+        "pairs": int(len(distances)),
+    }
