@@ -1,0 +1,63 @@
+"""MTCNN detection on real LFW photos: faces found where they are, batched equal to single, large photos
+detected on a downscaled copy with boxes mapped back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import lfw_photos
+from models.align import align
+from models.detect import Detector, main_face
+from models.image import read_image
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector()
+
+
+def test_detects_the_centred_lfw_face(detector, data_dir):
+    photos = lfw_photos("Colin_Powell")[:8]
+    images = [read_image(p) for p in photos]
+    found = detector.detect(images)
+    assert len(found) == 8
+    for image, faces in zip(images, found):
+        h, w = image.shape[:2]
+        face = main_face(faces, w, h)
+        assert face is not None and face.score > 0.9
+        cx, cy = (face.box.x0 + face.box.x1) / 2, (face.box.y0 + face.box.y1) / 2
+        assert abs(cx - w / 2) < w * 0.15 and abs(cy - h / 2) < h * 0.2
+        # eyes above nose above mouth, left eye left of right eye
+        lm = face.landmarks
+        assert lm[0, 0] < lm[1, 0] and lm[:2, 1].max() < lm[2, 1] < lm[3:, 1].min()
+        assert align(image, face).shape == (112, 112, 3)
+
+
+def test_batched_detection_equals_one_by_one(detector, data_dir):
+    images = [read_image(p) for p in lfw_photos("Tony_Blair")[:4]]
+    batched = detector.detect(images)
+    for image, faces in zip(images, batched):
+        single = detector.detect([image])[0]
+        assert len(single) == len(faces)
+        np.testing.assert_allclose(single[0].landmarks, faces[0].landmarks, atol=1.5)
+
+
+def test_large_photo_is_detected_on_a_downscaled_copy(detector, data_dir):
+    small = read_image(lfw_photos("Tony_Blair")[0])
+    big = np.kron(small, np.ones((12, 12, 1), np.uint8))  # 1920x1920, beyond max_side
+    (face_small,) = detector.detect([small])[0][:1]
+    faces_big = detector.detect([big])[0]
+    assert faces_big, "no face found in the upscaled photo"
+    box = faces_big[0].box
+    for a, b in zip((box.x0, box.y0, box.x1, box.y1), face_small.box.scaled(12).as_list()):
+        assert abs(a - b) < 12 * 6  # within about 6 px of the small photo's box
+
+
+def test_nothing_found_in_a_blank_photo_or_a_tiny_one(detector):
+    found = detector.detect([np.zeros((120, 160, 3), np.uint8), np.zeros((5, 5, 3), np.uint8)])
+    assert found == [[], []]
+
+
+def test_detector_refuses_min_face_size_where_mtcnn_finds_nothing():
+    with pytest.raises(ValueError, match="below 30"):
+        Detector(min_face_px=30)
