@@ -156,15 +156,21 @@ def _has_database(config: Config) -> bool:
     return config.db_file is None or config.db_file.exists()
 
 
-@contextmanager
-def _gallery(config: Config, model: ModelInfo, create: bool):
-    """The gallery of the home; with `create` False, EmptyHome where there is no database yet."""
-    if not create and not _has_database(config):
+def _require_database(config: Config) -> None:
+    """EmptyHome when the home has no database yet (nothing was ever indexed or enrolled there)."""
+    if not _has_database(config):
         raise EmptyHome(
             f"{config.home} holds no facesearch database yet: nothing was indexed or enrolled there.\n"
             f"Enroll people (facesearch --home {config.home} enroll NAME PHOTO...) and index photos "
             f"(facesearch --home {config.home} index FOLDER), or pass the --home you used before."
         )
+
+
+@contextmanager
+def _gallery(config: Config, model: ModelInfo, create: bool):
+    """The gallery of the home; with `create` False, EmptyHome where there is no database yet."""
+    if not create:
+        _require_database(config)
     try:
         if create and config.db_file is not None:
             config.db_file.parent.mkdir(parents=True, exist_ok=True)
@@ -299,6 +305,7 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
     """Name every face of each photo: the enrolled person nearest to it when nearer than the threshold, else
     UNKNOWN. A photo that cannot be read gets an answer with `error` set; the others are still answered."""
     paths = _existing(photos)
+    _require_database(config)
     extractor = extractor or load_extractor(config)
     threshold = _threshold(config, extractor)
     with _gallery(config, extractor.info, create=False) as gallery:
@@ -412,6 +419,7 @@ def _unknown_person(gallery: Gallery, name: str) -> UnknownPerson:
 def search(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> list[Sighting]:
     """Every gallery photo where `name` appears (a face nearer than the threshold to one of their enrolled
     faces), nearest first, one entry per photo."""
+    _require_database(config)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=False) as gallery:
         if name not in gallery.person_names():
@@ -438,6 +446,7 @@ def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[Pe
 
 def person(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> PersonSummary:
     """One enrolled person with their count of enrolled faces (photos not counted: 0); UnknownPerson if none."""
+    _require_database(config)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=False) as gallery:
         for p in gallery.people():
@@ -448,6 +457,7 @@ def person(name: str, config: Config, *, extractor: FaceExtractor | None = None)
 
 def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> Forgotten:
     """Remove a person and their enrolled faces from the database and the index (no confirmation asked)."""
+    _require_database(config)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=False) as gallery:
         removed = gallery.forget(name)

@@ -21,7 +21,8 @@ from facesearch.errors import FacesearchError
 EXIT_CODES = """\b
 Exit codes:
   0  done; verify: the same person
-  1  verify: different people; search: no photo of the person found
+  1  verify: different people; search: no photo of the person found;
+     forget: not confirmed
   2  error: a missing or unreadable photo, no face where one is needed,
      an empty home (nothing enrolled or indexed), an unknown name,
      a missing model, or a wrong option

@@ -1,0 +1,225 @@
+"""The CLI through CliRunner with the test double of the extractor and the real detector: help, error paths
+on missing files and empty homes, and the output formats. (test_end_to_end.py does it with the real model.)"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO, lfw_photos
+from facesearch import api
+from facesearch.cli import cli
+
+COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status"]
+
+
+@pytest.fixture
+def fake_models(monkeypatch, fake_extractor, detector):
+    monkeypatch.setattr(api, "load_extractor", lambda config: fake_extractor)
+    return fake_extractor
+
+
+def run(home, *args, input=None):
+    return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)], input=input)
+
+
+def test_help_answers_without_loading_tensorflow():
+    code = ("import sys, time; t = time.time()\n"
+            "from click.testing import CliRunner\n"
+            "from facesearch.cli import cli\n"
+            "r = CliRunner().invoke(cli, ['--help'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "print(time.time() - t)")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    example = result.stdout.split("Example:")[1]
+    assert "facesearch" in example and command in example
+
+
+def test_main_help_documents_exit_codes():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "Exit codes:" in result.stdout
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["index", "{missing}"],
+    ["enroll", "Ada", "{missing}"],
+    ["who", "{missing}"],
+    ["verify", "{missing}", "{missing}"],
+    ["enroll", "--folders", "{missing}"],
+])
+def test_a_missing_file_is_named_and_exits_2(tmp_path, args):
+    missing = tmp_path / "nowhere" / "photo.jpg"
+    result = run(tmp_path / "home", *[a.format(missing=missing) for a in args])
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr and "photo.jpg" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["who", "{photo}"], "holds no facesearch database yet"),
+    (["search", "Ada"], "holds no facesearch database yet"),
+    (["forget", "Ada", "--yes"], "holds no facesearch database yet"),
+    (["forget", "Ada"], "holds no facesearch database yet"),
+])
+def test_an_empty_home_is_explained_and_exits_2(tmp_path, data_dir, args, message):
+    home = tmp_path / "home"
+    photo = lfw_photos("Hans_Blix")[0]
+    result = run(home, *[a.format(photo=photo) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "facesearch" in result.stderr and "enroll" in result.stderr
+    assert not home.exists()  # asking never creates a home
+
+
+def test_people_and_status_on_an_empty_home_say_so_and_succeed(tmp_path):
+    home = tmp_path / "home"
+    people = run(home, "people")
+    assert people.exit_code == 0 and people.stdout == "" and "no one is enrolled" in people.stderr
+    status = run(home, "status")
+    assert status.exit_code == 0
+    assert "photos:    0 indexed" in status.stdout and "holds no database yet" in status.stderr
+    assert json.loads(run(home, "status", "--json").stdout)["photos"] == 0
+
+
+def test_usage_errors_exit_2(tmp_path, data_dir):
+    photo = lfw_photos("Hans_Blix")[0]
+    assert run(tmp_path, "who", photo, "--json", "--csv").exit_code == 2
+    assert run(tmp_path, "enroll", "Ada").exit_code == 2
+    assert run(tmp_path, "enroll", "Ada", photo, "--folders", tmp_path).exit_code == 2
+    result = run(tmp_path, "enroll", "unknown", photo)
+    assert result.exit_code == 2 and "choose another name" in result.stderr
+
+
+@pytest.fixture
+def small_home(tmp_path, data_dir, fake_models):
+    """A home with 2 people enrolled (3 photos each) and 8 other photos indexed, with the test double."""
+    home = tmp_path / "home"
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for p in lfw_photos("Hans_Blix")[3:6] + lfw_photos("Laura_Bush")[3:8]:
+        shutil.copy(p, gallery / p.name)
+    for name in ("Hans_Blix", "Laura_Bush"):
+        result = run(home, "enroll", name, *lfw_photos(name)[:3])
+        assert result.exit_code == 0, result.output
+        assert f"enrolled {name}: 3 new faces" in result.stdout
+    result = run(home, "index", gallery)
+    assert result.exit_code == 0, result.output
+    assert "indexed 8 new photos" in result.stdout
+    return home
+
+
+def test_who_names_an_enrolled_face_in_text_json_and_csv(small_home):
+    photo = lfw_photos("Hans_Blix")[0]  # enrolled: distance 0 even with the test double
+    text = run(small_home, "who", photo)
+    assert text.exit_code == 0, text.output
+    assert "Hans_Blix" in text.stdout and "1 face" in text.stdout
+
+    lines = run(small_home, "who", photo, "--json").stdout.splitlines()
+    faces = [json.loads(line) for line in lines]
+    main = min(faces, key=lambda f: f["distance"])
+    assert main["name"] == "Hans_Blix" and main["distance"] < 1e-3 and main["photo"] == str(photo)
+    assert len(main["box"]) == 4 and 0.9 <= main["score"] <= 1
+
+    rows = list(csv.DictReader(io.StringIO(run(small_home, "who", photo, "--csv").stdout)))
+    assert rows[0].keys() >= {"photo", "x0", "y0", "x1", "y1", "name", "distance", "score"}
+    assert any(r["name"] == "Hans_Blix" for r in rows)
+
+
+def test_who_reports_a_bad_photo_answers_the_rest_and_exits_2(small_home, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"no jpeg here")
+    result = run(small_home, "who", lfw_photos("Hans_Blix")[0], broken, "--json")
+    assert result.exit_code == 2
+    assert any(json.loads(line)["name"] == "Hans_Blix" for line in result.stdout.splitlines())
+    assert "broken.jpg" in result.stderr
+
+
+def test_who_annotates_one_photo_to_a_file_and_several_to_a_folder(small_home, tmp_path):
+    from PIL import Image
+
+    photos = lfw_photos("Hans_Blix")[:2]
+    out = tmp_path / "named.png"
+    assert run(small_home, "who", photos[0], "--annotate", out).exit_code == 0
+    assert Image.open(out).size == Image.open(photos[0]).size
+    folder = tmp_path / "annotated"
+    assert run(small_home, "who", *photos, "--annotate", folder).exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in photos)
+    bad = run(small_home, "who", photos[0], "--annotate", tmp_path / "out.txt")
+    assert bad.exit_code == 2 and "photo suffix" in bad.stderr
+
+
+def test_who_with_no_one_enrolled(tmp_path, data_dir, fake_models):
+    home = tmp_path / "home"
+    assert run(home, "index", lfw_photos("Hans_Blix")[0]).exit_code == 0
+    result = run(home, "who", lfw_photos("Hans_Blix")[1])
+    assert result.exit_code == 2 and "no one is enrolled" in result.stderr
+
+
+def test_search_people_forget_and_status(small_home):
+    found = run(small_home, "search", "Laura_Bush", "--json")
+    assert found.exit_code in (0, 1)
+    for line in found.stdout.splitlines():
+        hit = json.loads(line)
+        assert hit["name"] == "Laura_Bush" and hit["distance"] < 0.3 and len(hit["box"]) == 4
+
+    unknown = run(small_home, "search", "Nobody")
+    assert unknown.exit_code == 2 and "no one named 'Nobody'" in unknown.stderr and "Hans_Blix" in unknown.stderr
+
+    people = run(small_home, "people", "--json")
+    assert [json.loads(line)["name"] for line in people.stdout.splitlines()] == ["Hans_Blix", "Laura_Bush"]
+    assert all(json.loads(line)["enrolled_faces"] == 3 for line in people.stdout.splitlines())
+
+    status = json.loads(run(small_home, "status", "--json").stdout)
+    assert (status["photos"], status["people"], status["enrolled_photos"]) == (8, 2, 6)
+    assert status["index_size"] == status["faces"]
+
+    declined = run(small_home, "forget", "Hans_Blix", input="n\n")
+    assert declined.exit_code == 1 and "Forget Hans_Blix and their 3 enrolled faces?" in declined.stderr
+    gone = run(small_home, "forget", "Hans_Blix", input="y\n")
+    assert gone.exit_code == 0 and "3 enrolled faces removed" in gone.stdout
+    after = json.loads(run(small_home, "status", "--json").stdout)
+    assert (after["people"], after["index_size"], after["enrolled_photos"]) == (1, status["index_size"] - 3, 3)
+    assert run(small_home, "forget", "Hans_Blix", "--yes").exit_code == 2
+
+
+def test_verify_exit_codes_with_a_photo_without_a_face(small_home, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (160, 160), (90, 90, 90)).save(blank)
+    photo = lfw_photos("Hans_Blix")[0]
+    same = run(small_home, "verify", photo, photo)
+    assert same.exit_code == 0 and same.stdout.startswith("same person: distance 0.000")
+    assert "threshold 0.300" in same.stdout and "FAR" in same.stdout
+    no_face = run(small_home, "verify", photo, blank)
+    assert no_face.exit_code == 2 and "blank.jpg: no face found" in no_face.stderr
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    bad = run(small_home, "verify", broken, photo)
+    assert bad.exit_code == 2 and "broken.png" in bad.stderr
+
+
+def test_a_missing_model_is_explained(tmp_path, data_dir):
+    photo = lfw_photos("Hans_Blix")[0]
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "--model", str(tmp_path / "none.keras"),
+                                      "verify", str(photo), str(photo)])
+    assert result.exit_code == 2
+    assert "none.keras" in result.stderr and "FACESEARCH_MODEL" in result.stderr

@@ -1,0 +1,170 @@
+"""Database and index kept in step, on seeded synthetic vectors (no photos, no networks)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from db import ENROLLED, FAILED, INDEXED, FaceRow, PhotoRow, sqlite_url
+from indexer import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome, VectorIndex
+from models.extractor import ModelInfo
+from models.faces import Box, Face
+
+DIM = 8
+MODEL = ModelInfo(version="synthetic-1", dim=DIM, threshold=0.4, threshold_far=0.001)
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def face(seed: int, x: float = 10.0) -> EmbeddedFace:
+    landmarks = np.array([[x + 5, 20], [x + 15, 20], [x + 10, 25], [x + 6, 30], [x + 14, 30]], np.float32)
+    return EmbeddedFace(Face(Box(x, 10, x + 20, 35), landmarks, 0.99), unit(seed))
+
+
+def photo(n: int, faces: int = 1, error: str | None = None) -> PhotoOutcome:
+    return PhotoOutcome(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160,
+                        tuple(face(100 * n + i, 10 + 30 * i) for i in range(faces)), error)
+
+
+def open_gallery(tmp_path, model: ModelInfo = MODEL) -> Gallery:
+    return Gallery.open(sqlite_url(tmp_path / "facesearch.db"), tmp_path / "faces.faiss", model)
+
+
+def test_a_batch_goes_to_the_database_and_the_index(tmp_path):
+    with open_gallery(tmp_path) as g:
+        added = g.write(BatchWrite(photos=[photo(1, 2), photo(2, 1), photo(3, 0), photo(4, error="damaged")]))
+        assert added == 3
+        assert g.index.count == 3
+        c = g.counts()
+        assert (c.photos, c.failed, c.faces, c.gallery_faces) == (3, 1, 3, 3)
+        assert g.failures() == [("/photos/4.jpg", "damaged")]
+        # the vector stored for a face is the one its id finds in the index
+        with g.session() as s:
+            row = s.scalars(select(FaceRow).order_by(FaceRow.id)).first()
+        np.testing.assert_allclose(g.index.vector(row.id), np.frombuffer(row.vector, "<f4"))
+    loaded = VectorIndex.load(tmp_path / "faces.faiss")
+    assert loaded is not None and loaded[1].count == 3 and loaded[1].model_version == MODEL.version
+
+
+def test_known_photos_by_content_hash(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1), photo(2, error="damaged")]))
+        known = g.known_photos([f"{1:064x}", f"{2:064x}", f"{9:064x}"])
+        assert {k: v.status for k, v in known.items()} == {f"{1:064x}": INDEXED, f"{2:064x}": FAILED}
+
+
+def test_a_photo_already_indexed_is_not_written_twice(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1, 2)]))
+        assert g.write(BatchWrite(photos=[photo(1, 2)])) == 0
+        with g.session() as s:
+            assert s.scalar(select(func.count(PhotoRow.id))) == 1
+            assert s.scalar(select(func.count(FaceRow.id))) == 2
+
+
+def test_an_index_out_of_step_is_rebuilt_from_the_database(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1, 2)]))
+    # a run killed after its database commit, before saving the index: the database has more than the file
+    g = open_gallery(tmp_path)
+    g.write(BatchWrite(photos=[photo(2, 3)]))
+    g.engine.dispose()  # no close: the index on disk still holds 2 vectors
+    assert VectorIndex.load(tmp_path / "faces.faiss")[1].count == 2
+    with open_gallery(tmp_path) as g:
+        assert g.index.count == 5
+        assert g.rebuilt
+        _, found = g.index.search(unit(200), 1)
+        with g.session() as s:
+            assert s.get(FaceRow, int(found[0, 0])).photo.path == "/photos/2.jpg"
+    with open_gallery(tmp_path) as g:
+        assert g.index.count == 5 and not g.rebuilt
+
+
+def test_a_new_model_version_gets_an_index_of_its_own_vectors(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1, 2)]))
+    newer = ModelInfo(version="synthetic-2", dim=DIM, threshold=0.4, threshold_far=0.001)
+    with open_gallery(tmp_path, newer) as g:
+        assert g.index.count == 0
+        assert g.counts().stale_faces == 2
+        known = g.known_photos([f"{1:064x}"])[f"{1:064x}"]
+        assert known.stale_faces == 2
+        stale = g.stale_faces(known.id)
+        g.write(BatchWrite(vectors=[(face_id, unit(7)) for face_id, _ in stale]))
+        assert g.index.count == 2 and g.counts().stale_faces == 0
+
+
+def test_a_reused_version_with_another_dimension_is_refused(tmp_path):
+    open_gallery(tmp_path).close()
+    with pytest.raises(ValueError, match="give the new weights a new version"):
+        open_gallery(tmp_path, ModelInfo(version=MODEL.version, dim=16, threshold=0.4, threshold_far=0.001))
+
+
+def enroll_item(n: int) -> EnrollItem:
+    p = photo(n)
+    return EnrollItem(p.sha256, p.path, p.size_bytes, 160, 160, p.faces[0])
+
+
+def test_enroll_then_forget_removes_faces_from_database_and_index(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1), photo(2)]))
+        result = g.enroll("Ada", [enroll_item(1), enroll_item(5), enroll_item(6)])  # photo 1 is also in the gallery
+        assert len(result.added) == 3 and not result.skipped
+        g.enroll("Bob", [enroll_item(7)])
+        assert g.index.count == 6
+        assert sorted(g.person_faces().values()) == ["Ada", "Ada", "Ada", "Bob"]
+        assert [(p.name, p.enrolled_faces) for p in g.people()] == [("Ada", 3), ("Bob", 1)]
+        ids, vectors = g.vectors_of("Ada")
+        assert vectors.shape == (3, DIM)
+
+        assert g.forget("Ada") == (3, 2)  # photos 5 and 6 were only used to enroll Ada
+        assert g.forget("Ada") is None
+        assert g.index.count == 3
+        assert not set(ids.tolist()) & g.index.ids
+        assert sorted(g.person_faces().values()) == ["Bob"]
+        c = g.counts()
+        assert (c.photos, c.enrolled_photos, c.faces, c.people) == (2, 1, 3, 1)
+    with open_gallery(tmp_path) as g:
+        assert g.index.count == 3 and not g.rebuilt
+
+
+def test_a_face_is_enrolled_once(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.enroll("Ada", [enroll_item(1)])
+        again = g.enroll("Ada", [enroll_item(1)])
+        other = g.enroll("Bob", [enroll_item(1)])
+        assert again.skipped == (("/photos/1.jpg", "already enrolled as Ada"),)
+        assert other.skipped == (("/photos/1.jpg", "its face is already enrolled as Ada"),)
+        assert g.index.count == 1
+
+
+def test_an_enrolled_photo_indexed_later_joins_the_gallery(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.enroll("Ada", [enroll_item(1)])
+        assert g.known_photos([f"{1:064x}"])[f"{1:064x}"].status == ENROLLED
+        assert g.write(BatchWrite(photos=[photo(1, 2)])) == 2
+        assert g.known_photos([f"{1:064x}"])[f"{1:064x}"].status == INDEXED
+        c = g.counts()
+        assert (c.photos, c.enrolled_photos, c.faces, c.gallery_faces) == (1, 0, 3, 2)
+
+
+def test_faces_are_reported_with_their_photo_and_person(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1, 2)]))
+        g.enroll("Ada", [enroll_item(5)])
+        faces = g.faces(g.index.ids)
+        assert sorted((f.photo_path, f.kind, f.person) for f in faces.values()) == [
+            ("/photos/1.jpg", "indexed", None), ("/photos/1.jpg", "indexed", None), ("/photos/5.jpg", "enrolled", "Ada")]
+        assert {f.box for f in faces.values() if f.person} == {Box(10, 10, 30, 35)}
+
+
+def test_moves_update_the_path(tmp_path):
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1)]))
+        known = g.known_photos([f"{1:064x}"])[f"{1:064x}"]
+        g.write(BatchWrite(moves=[(known.id, "/elsewhere/renamed.jpg")]))
+        assert g.known_photos([f"{1:064x}"])[f"{1:064x}"].path == "/elsewhere/renamed.jpg"
+        assert g.index.count == 1

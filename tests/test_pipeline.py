@@ -1,0 +1,139 @@
+"""Indexing real LFW photos through the real detector, with the test double of the extractor: nothing is
+indexed twice, moves are followed, bad files are recorded and skipped, a killed run reruns cleanly, and a new
+extractor re-embeds stored faces without detecting them again."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from conftest import lfw_photos
+from db import FaceRow, PhotoRow, sqlite_url
+from fakes import FakeExtractor
+from indexer import Gallery, Pipeline, enroll_photos, index_paths
+
+
+@pytest.fixture
+def folder(tmp_path, data_dir):
+    """Six LFW photos of two people, a text file, and a damaged 'photo'."""
+    root = tmp_path / "photos"
+    (root / "trip").mkdir(parents=True)
+    for p in lfw_photos("Hans_Blix")[:3] + lfw_photos("Laura_Bush")[:3]:
+        shutil.copy(p, root / "trip" / p.name)
+    (root / "notes.txt").write_text("not a photo")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return root
+
+
+def gallery_of(tmp_path, extractor) -> Gallery:
+    return Gallery.open(sqlite_url(tmp_path / "facesearch.db"), tmp_path / "faces.faiss", extractor.info)
+
+
+def rows(g: Gallery) -> tuple[int, int]:
+    with g.session() as s:
+        return s.scalar(select(func.count(PhotoRow.id))), s.scalar(select(func.count(FaceRow.id)))
+
+
+class CountingDetector:
+    """The real detector, counting calls; raises KeyboardInterrupt on call number `fail_on` (a killed run)."""
+
+    def __init__(self, detector, fail_on: int | None = None):
+        self.detector = detector
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def detect(self, images):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt
+        return self.detector.detect(images)
+
+
+def test_index_then_reindex_adds_nothing(tmp_path, folder, detector, fake_extractor):
+    pipeline = Pipeline(detector, fake_extractor, batch_size=4)
+    with gallery_of(tmp_path, fake_extractor) as g:
+        first = index_paths(g, pipeline, [folder])
+        assert (first.new, first.already, first.skipped) == (6, 0, 1)
+        assert first.faces >= 6
+        assert [p.split("/")[-1] for p, _ in first.failed] == ["broken.jpg"]
+        assert "damaged" in first.failed[0][1] or "not an image" in first.failed[0][1]
+        assert g.failures()[0][0].endswith("broken.jpg")
+        photos, faces = rows(g)
+        assert (photos, faces) == (7, first.faces)  # the broken photo is recorded, with no face
+
+        again = index_paths(g, pipeline, [folder])
+        assert (again.new, again.already, again.faces) == (0, 6, 0)
+        assert rows(g) == (photos, faces)
+        assert g.index.count == faces
+
+
+def test_a_moved_photo_keeps_its_faces_and_a_copy_is_not_indexed_twice(tmp_path, folder, detector, fake_extractor):
+    pipeline = Pipeline(detector, fake_extractor)
+    with gallery_of(tmp_path, fake_extractor) as g:
+        index_paths(g, pipeline, [folder])
+        before = rows(g)
+        original = sorted((folder / "trip").iterdir())[0]
+        (folder / "renamed").mkdir()
+        moved_to = folder / "renamed" / "new-name.jpg"
+        original.rename(moved_to)
+        shutil.copy(sorted((folder / "trip").iterdir())[0], folder / "copy.jpg")
+        report = index_paths(g, pipeline, [folder])
+        assert (report.new, report.moved, report.faces) == (0, 1, 0)
+        assert report.already == 6  # five unchanged, one copy of a photo already indexed
+        assert rows(g) == before
+        with g.session() as s:
+            assert s.scalar(select(func.count(PhotoRow.id)).where(PhotoRow.path == str(moved_to))) == 1
+
+
+def test_a_killed_run_reruns_without_duplicates(tmp_path, folder, detector, fake_extractor):
+    killer = CountingDetector(detector, fail_on=2)
+    with gallery_of(tmp_path, fake_extractor) as g:
+        with pytest.raises(KeyboardInterrupt):
+            index_paths(g, Pipeline(killer, fake_extractor, batch_size=3), [folder])
+        photos_after_kill, _ = rows(g)
+        assert 0 < photos_after_kill < 7  # the first batch was committed, the second was not
+    with gallery_of(tmp_path, fake_extractor) as g:
+        report = index_paths(g, Pipeline(detector, fake_extractor, batch_size=3), [folder])
+        assert report.new == 7 - photos_after_kill  # only what the killed run had not committed is read
+        photos, faces = rows(g)
+        assert photos == 7
+        with g.session() as s:
+            assert s.scalar(select(func.count(func.distinct(PhotoRow.sha256)))) == 7
+        assert g.index.count == faces
+
+
+def test_a_new_extractor_reembeds_stored_faces_without_detecting(tmp_path, folder, detector, fake_extractor):
+    with gallery_of(tmp_path, fake_extractor) as g:
+        first = index_paths(g, Pipeline(detector, fake_extractor), [folder / "trip"])
+    newer = FakeExtractor(version="fake-test-v2", seed=1)
+    counting = CountingDetector(detector)
+    with gallery_of(tmp_path, newer) as g:
+        assert g.index.count == 0 and g.counts().stale_faces == first.faces
+        report = index_paths(g, Pipeline(counting, newer), [folder / "trip"])
+        assert report.reembedded == 6 and report.new == 0
+        assert counting.calls == 0
+        assert g.index.count == first.faces and g.counts().stale_faces == 0
+        with g.session() as s:
+            assert set(s.scalars(select(FaceRow.model_version))) == {"fake-test-v2"}
+
+
+def test_enroll_takes_the_main_face_and_reports_photos_without_one(tmp_path, folder, detector, fake_extractor):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 150), (120, 130, 140)).save(blank)
+    photos = sorted((folder / "trip").glob("Hans_Blix*")) + [blank, folder / "broken.jpg"]
+    with gallery_of(tmp_path, fake_extractor) as g:
+        report = enroll_photos(g, Pipeline(detector, fake_extractor), "Hans Blix", photos)
+        assert len(report.added) == 3
+        assert dict(report.failed)[str(blank)] == "no face found"
+        assert str(folder / "broken.jpg") in dict(report.failed)
+        ids, vectors = g.vectors_of("Hans Blix")
+        assert len(ids) == 3
+        # the enrolled face is the one in the middle of the LFW crop
+        for face in g.faces(ids).values():
+            cx = (face.box.x0 + face.box.x1) / 2
+            assert 50 < cx < 110
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
