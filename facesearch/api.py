@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import INDEXED_FACE, connect, session_factory
 from facesearch.config import Config
 from facesearch.errors import (
-    BadOutputPath, DatabaseUnavailable, EmptyHome, FacesearchError, InvalidName, ModelMismatch, ModelNotFound,
+    BadOutputPath, DatabaseUnavailable, EmptyHome, InvalidName, ModelMismatch, ModelNotFound,
     NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
 )
 from indexer import (
@@ -284,7 +284,8 @@ def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector |
 # -- answering -----------------------------------------------------------------------------------------------------
 
 
-def nearest_person(distances: np.ndarray, ids: np.ndarray, person_of: dict[int, str]) -> tuple[str | None, float | None]:
+def nearest_person(distances: np.ndarray, ids: np.ndarray,
+                   person_of: dict[int, str]) -> tuple[str | None, float | None]:
     """The person with the nearest face among search hits (ids -1 are no hit), and that distance.
 
     Hits are grouped by person and each person scored by their best (smallest) distance.

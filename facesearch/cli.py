@@ -71,7 +71,8 @@ def with_threshold(config: Config, threshold: float | None) -> Config:
 @click.option("--db", "db_url", metavar="URL", default=None,
               help="SQLAlchemy database URL [env FACESEARCH_DB; default an SQLite file in the home].")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Extractor weights (.keras, with its .json beside) [env FACESEARCH_MODEL; default the shipped model].")
+              help="Extractor weights (.keras, with its .json beside) "
+                   "[env FACESEARCH_MODEL; default the shipped model].")
 @click.version_option(package_name="facesearch", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path | None) -> None:
@@ -95,7 +96,8 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 def index(config: Config, paths: tuple[Path, ...]) -> None:
     """Add photos to the gallery.
 
-    PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by their content and not read again, even when moved or renamed.
+    PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by
+    their content and not read again, even when moved or renamed.
     Photos that cannot be read are reported, recorded (see `status`) and skipped.
 
     \b
@@ -126,7 +128,8 @@ def index(config: Config, paths: tuple[Path, ...]) -> None:
 def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: Path | None) -> None:
     """Enroll a person from photos of their face.
 
-    The main face (largest, nearest the centre) of each PHOTO becomes one of NAME's faces. Three to five photos from different days work best. Or, with --folders DIR, enroll one
+    The main face (largest, nearest the centre) of each PHOTO becomes one of NAME's faces. Three to five
+    photos from different days work best. Or, with --folders DIR, enroll one
     person per subfolder of DIR.
 
     \b
@@ -200,7 +203,8 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
                 click.echo(f"{a.photo}: {len(a.faces)} face{'' if len(a.faces) == 1 else 's'}")
             for f in a.faces:
                 distance = "-" if f.distance is None else f"{f.distance:.3f}"
-                click.echo(f"  {_box_text(f.box)}  {f.name:<24} {distance}")
+                nearest = f"  (nearest: {f.nearest})" if f.name == api.UNKNOWN and f.nearest else ""
+                click.echo(f"  {_box_text(f.box)}  {f.name:<24} {distance}{nearest}")
     for a in answers:
         if a.error is not None:
             note(f"error: {a.photo}: {a.error}")
@@ -223,7 +227,8 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
 def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshold: float | None) -> None:
     """Say whether two photos show the same person.
 
-    Compares the main face (largest, nearest the centre) of PHOTO_A and PHOTO_B. Prints the cosine distance, the threshold and the false-accept rate (FAR) the threshold
+    Compares the main face (largest, nearest the centre) of PHOTO_A and PHOTO_B. Prints the cosine
+    distance, the threshold and the false-accept rate (FAR) the threshold
     was calibrated for.
 
     \b

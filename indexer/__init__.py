@@ -1,8 +1,8 @@
 """Folders to gallery: scanning, content hashing, batching, the FAISS vector index, and keeping the index
 and the database in step (`Gallery`)."""
 from indexer.gallery import (
-    BatchWrite, Counts, EmbeddedFace, count_rows, EnrollItem, EnrollResult, Gallery, KnownPhoto, PersonCount, PhotoOutcome,
-    StoredFace,
+    BatchWrite, Counts, EmbeddedFace, EnrollItem, EnrollResult, Gallery, KnownPhoto, PersonCount, PhotoOutcome,
+    StoredFace, count_rows,
 )
 from indexer.pipeline import (
     DEFAULT_BATCH_SIZE, EnrollReport, IndexReport, Pipeline, ReadPhoto, enroll_photos, index_paths, read_photo,
@@ -12,8 +12,8 @@ from indexer.scan import PHOTO_SUFFIXES, Scan, hash_file, is_photo, scan
 from indexer.vectors import INDEX_TYPE, Sidecar, VectorIndex, from_bytes, to_bytes
 
 __all__ = [
-    "BatchWrite", "Counts", "EmbeddedFace", "count_rows", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
-    "PhotoOutcome", "StoredFace", "DEFAULT_BATCH_SIZE", "EnrollReport", "IndexReport", "Pipeline", "ReadPhoto",
-    "enroll_photos", "index_paths", "read_photo", "reason_of", "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo",
-    "scan", "INDEX_TYPE", "Sidecar", "VectorIndex", "from_bytes", "to_bytes",
+    "BatchWrite", "Counts", "EmbeddedFace", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
+    "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrollReport", "IndexReport", "Pipeline",
+    "ReadPhoto", "enroll_photos", "index_paths", "read_photo", "reason_of", "PHOTO_SUFFIXES", "Scan", "hash_file",
+    "is_photo", "scan", "INDEX_TYPE", "Sidecar", "VectorIndex", "from_bytes", "to_bytes",
 ]

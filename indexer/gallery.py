@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import (
@@ -189,6 +190,10 @@ class Gallery:
             self._index.save(self.index_path, self.model.version)
             self._dirty = False
 
+    def _load_index(self) -> None:
+        # loaded (or rebuilt) before a write, so that a rebuild never counts the rows being written twice
+        _ = self.index
+
     def _add_to_index(self, ids: list[int], vectors: list[np.ndarray]) -> None:
         if ids and self._index is not None:
             self._index.add(np.array(ids, np.int64), np.stack(vectors))
@@ -234,7 +239,12 @@ class Gallery:
 
     def write(self, batch: BatchWrite) -> int:
         """Write one batch in one transaction, then add its vectors to the index; returns faces added."""
-        self.index  # load (or rebuild) before writing, so the rebuild never counts this batch twice
+        self._load_index()
+        new_ids, new_vectors, added = _once_more_on_conflict(lambda: self._write(batch))
+        self._add_to_index(new_ids, new_vectors)
+        return added
+
+    def _write(self, batch: BatchWrite) -> tuple[list[int], list[np.ndarray], int]:
         new_ids: list[int] = []
         new_vectors: list[np.ndarray] = []
         with self.session() as s, s.begin():
@@ -268,14 +278,18 @@ class Gallery:
             s.flush()  # gives the new rows their ids
             new_ids += [row.id for row, _ in rows]
             new_vectors += [v for _, v in rows]
-        self._add_to_index(new_ids, new_vectors)
-        return len(rows)
+        return new_ids, new_vectors, len(rows)
 
     # -- people ------------------------------------------------------------------------------------------------
 
     def enroll(self, name: str, items: list[EnrollItem]) -> EnrollResult:
         """Add the face of each item as an enrolled face of `name` (created if new), in one transaction."""
-        self.index
+        self._load_index()
+        ids, vectors, result = _once_more_on_conflict(lambda: self._enroll(name, items))
+        self._add_to_index(ids, vectors)
+        return result
+
+    def _enroll(self, name: str, items: list[EnrollItem]) -> tuple[list[int], list[np.ndarray], EnrollResult]:
         added: list[str] = []
         skipped: list[tuple[str, str]] = []
         rows: list[tuple[FaceRow, np.ndarray]] = []
@@ -315,14 +329,13 @@ class Gallery:
                 added.append(item.path)
             s.flush()
             ids = [row.id for row, _ in rows]
-        self._add_to_index(ids, [v for _, v in rows])
-        return EnrollResult(tuple(added), tuple(skipped))
+        return ids, [v for _, v in rows], EnrollResult(tuple(added), tuple(skipped))
 
     def forget(self, name: str) -> tuple[int, int] | None:
         """Delete a person, their enrolled faces and the photos only used to enroll them, from the database and
         the index; faces of gallery photos assigned to them go back to unknown. Returns (faces removed,
         photos removed), or None when no one has that name."""
-        self.index
+        self._load_index()
         with self.session() as s, s.begin():
             person = s.scalar(select(PersonRow).where(PersonRow.name == name))
             if person is None:
@@ -400,6 +413,15 @@ class Gallery:
             rows = s.execute(select(PhotoRow.path, PhotoRow.error).where(PhotoRow.status == FAILED)
                              .order_by(PhotoRow.path)).all()
         return [(p, e or "") for p, e in rows]
+
+
+def _once_more_on_conflict(attempt):
+    """Run a write transaction; if another process inserted the same photo or person at the same moment (a
+    unique constraint fails), run it once more: the second attempt finds their rows and uses them."""
+    try:
+        return attempt()
+    except IntegrityError:
+        return attempt()
 
 
 def count_rows(session: Session, model_version: str | None) -> Counts:

@@ -141,14 +141,16 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
 
     A photo already in the database (same bytes) is not read again; found under a new path while its old
     path is gone, its path is updated. A photo that cannot be read is stored as failed with its reason and
-    the run goes on. Each batch is one transaction, so a run killed midway, rerun, finishes without duplicates.
+    the run goes on. With `progress`, a bar is drawn on stderr when it is a terminal. Each batch is one
+    transaction, so a run killed midway, rerun, finishes without duplicates.
     """
     start = time.monotonic()
     found = scan(list(paths))
     new = already = moved = reembedded = faces = 0
     failed: list[tuple[str, str]] = [(str(p), "no such file or folder") for p in found.missing]
     seen: set[str] = set()
-    bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr, disable=not progress)
+    bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr,
+               disable=None if progress else True)  # None: drawn only when stderr is a terminal
     try:
         for first in range(0, len(found.photos), pipeline.batch_size):
             batch_paths = found.photos[first:first + pipeline.batch_size]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from db import ENROLLED, FAILED, INDEXED, FaceRow, PhotoRow, sqlite_url
 from indexer import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome, VectorIndex
@@ -157,7 +158,8 @@ def test_faces_are_reported_with_their_photo_and_person(tmp_path):
         g.enroll("Ada", [enroll_item(5)])
         faces = g.faces(g.index.ids)
         assert sorted((f.photo_path, f.kind, f.person) for f in faces.values()) == [
-            ("/photos/1.jpg", "indexed", None), ("/photos/1.jpg", "indexed", None), ("/photos/5.jpg", "enrolled", "Ada")]
+            ("/photos/1.jpg", "indexed", None), ("/photos/1.jpg", "indexed", None),
+            ("/photos/5.jpg", "enrolled", "Ada")]
         assert {f.box for f in faces.values() if f.person} == {Box(10, 10, 30, 35)}
 
 
@@ -168,3 +170,27 @@ def test_moves_update_the_path(tmp_path):
         g.write(BatchWrite(moves=[(known.id, "/elsewhere/renamed.jpg")]))
         assert g.known_photos([f"{1:064x}"])[f"{1:064x}"].path == "/elsewhere/renamed.jpg"
         assert g.index.count == 1
+
+
+def test_a_write_that_meets_a_concurrent_insert_is_tried_once_more(tmp_path, monkeypatch):
+    """Two runs indexing one photo at once: the loser's unique constraint fails, and its second attempt finds
+    the winner's row and adds nothing."""
+    with open_gallery(tmp_path) as winner, open_gallery(tmp_path) as loser:
+        real_write = loser._write
+        attempts = []
+
+        def racing_write(batch):
+            if not attempts:  # the winner commits between the loser's look-up and its insert
+                attempts.append(1)
+                winner.write(BatchWrite(photos=[photo(1, 2)]))
+                raise IntegrityError("INSERT INTO photos", {}, Exception("UNIQUE constraint failed: photos.sha256"))
+            return real_write(batch)
+
+        monkeypatch.setattr(loser, "_write", racing_write)
+        assert loser.write(BatchWrite(photos=[photo(1, 2)])) == 0
+        assert rows_of(loser) == (1, 2)
+
+
+def rows_of(g: Gallery) -> tuple[int, int]:
+    with g.session() as s:
+        return s.scalar(select(func.count(PhotoRow.id))), s.scalar(select(func.count(FaceRow.id)))

@@ -1,0 +1,274 @@
+"""The whole engine on real LFW photos, through the real detector and the shipped extractor, from the CLI.
+
+One home is built once for this module: five people enrolled from four photos each (four through
+`enroll --folders`, one through `enroll NAME PHOTO...`), and a gallery of 250 photos indexed: ten more
+photos of each enrolled person and five photos each of forty other people. Queries use photos that are in
+neither. Tests that change a home build a small one of their own.
+
+The accuracy bars below were set from what the shipped model measured on exactly these photos (see the
+numbers in each test), with a margin: they catch a broken pipeline or a much worse model, not noise.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, lfw_photos
+from facesearch.cli import cli
+
+ENROLLED = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+N_ENROLL = 4  # photos enrolled per person: their first four
+GALLERY_OWN = slice(4, 14)  # photos of each enrolled person in the gallery
+HELD_OUT = slice(14, 24)  # photos of each enrolled person used only as queries
+N_OTHERS, OTHERS_EACH = 40, 5  # people in the gallery who are never enrolled, photos of each
+
+
+def lfw_people() -> list[tuple[str, int]]:
+    """(name, number of photos) of every LFW person, most photographed first (ties by name)."""
+    with open(DATA / "lfw" / "people.csv", newline="") as f:
+        rows = [(r["name"], int(r["images"])) for r in csv.DictReader(f)]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+def gallery_others() -> list[str]:
+    return [name for name, _ in lfw_people() if name not in ENROLLED][:N_OTHERS]
+
+
+def strangers(n: int = 30) -> list[Path]:
+    """One photo each of n people with three photos: never enrolled, not in the gallery."""
+    threes = sorted(name for name, count in lfw_people() if count == 3)
+    step = len(threes) // n
+    return [lfw_photos(name)[0] for name in threes[::step][:n]]
+
+
+def run(home: Path, *args, input: str | None = None):
+    return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)], input=input)
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def main_face(faces: list[dict], side: int = 160) -> dict | None:
+    """The face an LFW photo is labelled for: the largest, weighed by nearness to the centre."""
+    def weight(f):
+        x0, y0, x1, y1 = f["box"]
+        off = (((x0 + x1) / 2 - side / 2) ** 2 + ((y0 + y1) / 2 - side / 2) ** 2) ** 0.5 / side
+        return (x1 - x0) * (y1 - y0) * (1 - off)
+    return max(faces, key=weight) if faces else None
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, data_dir, shipped_model) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    home = root / "home"
+    people = root / "people"
+    for name in ENROLLED[:-1]:
+        (people / name).mkdir(parents=True)
+        for p in lfw_photos(name)[:N_ENROLL]:
+            shutil.copy(p, people / name / p.name)
+    result = run(home, "enroll", "--folders", people)
+    assert result.exit_code == 0, result.output
+    last = ENROLLED[-1]
+    result = run(home, "enroll", last, *lfw_photos(last)[:N_ENROLL])
+    assert result.exit_code == 0, result.output
+
+    gallery = root / "gallery"
+    for name in ENROLLED:
+        (gallery / name).mkdir(parents=True)
+        for p in lfw_photos(name)[GALLERY_OWN]:
+            shutil.copy(p, gallery / name / p.name)
+    for name in gallery_others():
+        (gallery / "others").mkdir(parents=True, exist_ok=True)
+        for p in lfw_photos(name)[:OTHERS_EACH]:
+            shutil.copy(p, gallery / "others" / p.name)
+    result = run(home, "index", gallery)
+    assert result.exit_code == 0, result.output
+    assert "indexed 250 new photos" in result.stdout
+    return home
+
+
+def test_the_gallery_holds_every_photo_once(home):
+    status = json.loads(run(home, "status", "--json").stdout)
+    assert status["photos"] == 250 and status["failed"] == 0 and status["failures"] == []
+    assert status["people"] == 5 and status["enrolled_photos"] == 5 * N_ENROLL
+    assert status["gallery_faces"] >= 250 * 0.95  # LFW crops: nearly one face found per photo, some two
+    assert status["index_size"] == status["faces"] == status["gallery_faces"] + 5 * N_ENROLL
+    assert status["index_type"] == "IDMap2,FlatIP"
+
+
+def test_people_lists_the_enrolled_with_their_photos(home):
+    people = {p["name"]: p for p in json_lines(run(home, "people", "--json").stdout)}
+    assert sorted(people) == sorted(ENROLLED)
+    assert all(p["enrolled_faces"] == N_ENROLL for p in people.values())
+    searched = json_lines(run(home, "search", "Colin_Powell", "--json").stdout)
+    assert people["Colin_Powell"]["photos"] == len(searched)
+
+
+@pytest.fixture(scope="module")
+def held_out_answers(home) -> list[tuple[str, dict | None]]:
+    """(true name, main face answer) of ten held-out photos of each enrolled person."""
+    photos = {p: name for name in ENROLLED for p in lfw_photos(name)[HELD_OUT]}
+    result = run(home, "who", *photos, "--json")
+    assert result.exit_code == 0, result.output
+    by_photo: dict[str, list[dict]] = {}
+    for face in json_lines(result.stdout):
+        by_photo.setdefault(face["photo"], []).append(face)
+    return [(name, main_face(by_photo.get(str(p), []))) for p, name in photos.items()]
+
+
+def test_who_names_enrolled_people_in_photos_not_enrolled(home, held_out_answers):
+    threshold = json.loads(run(home, "status", "--json").stdout)["threshold"]
+    found = [a for _, a in held_out_answers if a is not None]
+    assert len(found) >= 48  # a face is found in (nearly) every LFW crop
+    right = sum(1 for name, a in held_out_answers if a is not None and a["name"] == name)
+    wrong = sum(1 for name, a in held_out_answers if a is not None and a["name"] not in (name, "unknown"))
+    assert right >= 30, f"{right} of 50 named correctly"
+    assert wrong <= 5, f"{wrong} of 50 named as another enrolled person"
+    for _, a in held_out_answers:
+        if a is not None:
+            assert (a["name"] != "unknown") == (a["distance"] < threshold)
+            assert a["nearest"] in ENROLLED
+
+
+def test_who_says_unknown_for_people_never_enrolled(home):
+    photos = strangers()
+    result = run(home, "who", *photos, "--json")
+    assert result.exit_code == 0, result.output
+    by_photo: dict[str, list[dict]] = {}
+    for face in json_lines(result.stdout):
+        by_photo.setdefault(face["photo"], []).append(face)
+    answers = [main_face(by_photo.get(str(p), [])) for p in photos]
+    named = [a["name"] for a in answers if a is not None and a["name"] != "unknown"]
+    assert len(named) <= 4, f"{len(named)} of {len(photos)} strangers named: {named}"
+
+
+def test_who_json_and_csv_agree(home):
+    photos = lfw_photos("Tony_Blair")[HELD_OUT][:3]
+    as_json = json_lines(run(home, "who", *photos, "--json").stdout)
+    rows = list(csv.DictReader(io.StringIO(run(home, "who", *photos, "--csv").stdout)))
+    assert len(rows) == len(as_json) >= 3
+    for r, j in zip(rows, as_json):
+        assert r["photo"] == j["photo"] and r["name"] == j["name"]
+        assert [int(r[k]) for k in ("x0", "y0", "x1", "y1")] == j["box"]
+        assert float(r["distance"]) == pytest.approx(j["distance"], abs=1e-4)
+    text = run(home, "who", photos[0]).stdout
+    assert text.startswith(f"{photos[0]}: ") and as_json[0]["name"] in text
+
+
+def test_who_annotates(home, tmp_path):
+    from PIL import Image
+
+    photo = lfw_photos("Tony_Blair")[HELD_OUT][0]
+    out = tmp_path / "annotated.jpg"
+    result = run(home, "who", photo, "--annotate", out)
+    assert result.exit_code == 0 and f"wrote {out}" in result.stderr
+    assert Image.open(out).size == (160, 160)
+
+
+def test_verify_same_and_different_people(home):
+    threshold = None
+    outcomes = []
+    pairs = [(lfw_photos(n)[HELD_OUT][i], lfw_photos(n)[HELD_OUT][i + 5], True) for n in ENROLLED for i in (0, 1)]
+    pairs += [(lfw_photos(a)[HELD_OUT][0], lfw_photos(b)[HELD_OUT][1], False)
+              for a, b in zip(ENROLLED, ENROLLED[1:] + ENROLLED[:1])]
+    pairs += [(lfw_photos(a)[HELD_OUT][2], s, False) for a, s in zip(ENROLLED, strangers()[:5])]
+    for a, b, same in pairs:
+        result = run(home, "verify", a, b, "--json")
+        assert result.exit_code in (0, 1), result.output
+        verdict = json.loads(result.stdout)
+        assert result.exit_code == (0 if verdict["same"] else 1)
+        assert verdict["same"] == (verdict["distance"] < verdict["threshold"])
+        threshold = verdict["threshold"]
+        outcomes.append(verdict["same"] == same)
+    assert 0 < threshold < 2
+    assert sum(outcomes) >= 0.7 * len(outcomes), f"{sum(outcomes)} of {len(outcomes)} pairs right"
+
+    photo = lfw_photos("Colin_Powell")[HELD_OUT][0]
+    itself = run(home, "verify", photo, photo)
+    assert itself.exit_code == 0 and itself.stdout.startswith("same person: distance 0.000")
+    assert "calibrated for FAR" in itself.stdout
+
+
+def test_search_finds_a_person_in_the_gallery(home):
+    result = run(home, "search", "George_W_Bush", "--json")
+    assert result.exit_code == 0, result.output
+    hits = json_lines(result.stdout)
+    distances = [h["distance"] for h in hits]
+    assert distances == sorted(distances)
+    assert len({h["photo"] for h in hits}) == len(hits)  # one line per photo
+    own = [h for h in hits if "/George_W_Bush/" in h["photo"]]
+    assert len(own) >= 5, f"{len(own)} of his 10 gallery photos found"
+    assert len(own) >= 0.6 * len(hits), f"{len(hits) - len(own)} of {len(hits)} hits are other people"
+    text = run(home, "search", "George_W_Bush").stdout.splitlines()
+    assert len(text) == len(hits) and text[0].split()[1] == hits[0]["photo"]
+
+
+def test_errors_on_a_built_home(home, tmp_path):
+    unknown = run(home, "search", "Nobody_At_All")
+    assert unknown.exit_code == 2 and "no one named 'Nobody_At_All'" in unknown.stderr
+    assert "George_W_Bush" in unknown.stderr
+    missing = run(home, "who", tmp_path / "gone.jpg")
+    assert missing.exit_code == 2 and "gone.jpg" in missing.stderr
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not a photo")
+    bad = run(home, "verify", broken, lfw_photos("Colin_Powell")[0])
+    assert bad.exit_code == 2 and "broken.jpg" in bad.stderr
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (160, 160), (200, 200, 200)).save(blank)
+    no_face = run(home, "who", blank)
+    assert no_face.exit_code == 0 and "0 faces" in no_face.stdout
+
+
+def test_a_home_changes_index_move_corrupt_and_forget(tmp_path, data_dir, shipped_model):
+    """Re-indexing adds nothing, a moved photo is not indexed twice, a damaged file is reported and skipped,
+    and forgetting a person removes them from the database and the index."""
+    home = tmp_path / "home"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in lfw_photos("Hugo_Chavez")[4:8] + lfw_photos("Ariel_Sharon")[4:8]:
+        shutil.copy(p, folder / p.name)
+    (folder / "damaged.jpg").write_bytes(lfw_photos("Hugo_Chavez")[9].read_bytes()[:300])
+    (folder / "readme.txt").write_text("not a photo")
+
+    first = run(home, "index", folder)
+    assert first.exit_code == 0, first.output
+    assert "indexed 8 new photos" in first.stdout and "not photos, skipped: 1 files" in first.stdout
+    assert "failed: 1 photos" in first.stdout and "damaged.jpg" in first.stdout
+    status = json.loads(run(home, "status", "--json").stdout)
+    assert status["failed"] == 1 and status["failures"][0]["photo"].endswith("damaged.jpg")
+    assert "damaged.jpg" in run(home, "status").stdout
+
+    again = run(home, "index", folder)
+    assert "indexed 0 new photos with 0 faces" in again.stdout and "already indexed: 8 photos" in again.stdout
+
+    moved = folder / "sub" / "renamed.jpg"
+    moved.parent.mkdir()
+    (folder / lfw_photos("Hugo_Chavez")[4].name).rename(moved)
+    after_move = run(home, "index", folder)
+    assert "indexed 0 new photos" in after_move.stdout and "(1 moved or renamed)" in after_move.stdout
+    assert json.loads(run(home, "status", "--json").stdout)["faces"] == status["faces"]
+
+    for name in ("Hugo_Chavez", "Ariel_Sharon"):
+        assert run(home, "enroll", name, *lfw_photos(name)[:3]).exit_code == 0
+    before = json.loads(run(home, "status", "--json").stdout)
+    assert before["index_size"] == status["index_size"] + 6
+    hits = json_lines(run(home, "search", "Hugo_Chavez", "--json").stdout)
+    assert hits and all(Path(h["photo"]).exists() for h in hits)  # the moved photo's path was updated
+
+    assert run(home, "forget", "Hugo_Chavez", "--yes").exit_code == 0
+    after = json.loads(run(home, "status", "--json").stdout)
+    assert after["people"] == 1 and after["index_size"] == before["index_size"] - 3
+    assert "Hugo_Chavez" not in run(home, "people").stdout
+    gone = run(home, "search", "Hugo_Chavez")
+    assert gone.exit_code == 2
+    answers = json_lines(run(home, "who", lfw_photos("Hugo_Chavez")[0], "--json").stdout)
+    assert all(a["name"] != "Hugo_Chavez" for a in answers)
