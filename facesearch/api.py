@@ -26,8 +26,8 @@ from facesearch.errors import (
     NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
 )
 from indexer import (
-    PHOTO_SUFFIXES, Counts, EnrollReport, Gallery, IndexReport, Pipeline, count_rows, enroll_photos, index_paths,
-    is_photo, scan,
+    PHOTO_SUFFIXES, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
+    index_paths, is_photo, reembed_stale, scan,
 )
 from indexer.pipeline import FaceDetector, FaceExtractor, reason_of
 from models.extractor import ModelInfo
@@ -36,7 +36,7 @@ from models.image import ImageError, read_image
 
 __all__ = [
     "FaceAnswer", "PhotoAnswer", "Verdict", "Sighting", "PersonSummary", "Forgotten", "Status", "EnrollReport",
-    "IndexReport", "index", "enroll", "enroll_folders", "who", "verify", "search", "people", "person", "forget",
+    "IndexReport", "ReembedReport", "index", "reindex", "enroll", "enroll_folders", "who", "verify", "search", "people", "person", "forget",
     "status", "annotate", "load_detector", "load_extractor", "UNKNOWN",
 ]
 
@@ -175,6 +175,11 @@ def _gallery(config: Config, model: ModelInfo, create: bool):
         if create and config.db_file is not None:
             config.db_file.parent.mkdir(parents=True, exist_ok=True)
         gallery = Gallery.open(config.db_url, config.index_path, model)
+    except ImportError as e:
+        raise DatabaseUnavailable(
+            f"cannot open the database {config.db_url}: its driver is not installed ({e}).\n"
+            "Install it (for PostgreSQL: pip install psycopg2-binary), or check --db / FACESEARCH_DB."
+        ) from None
     except (SQLAlchemyError, OSError) as e:
         raise DatabaseUnavailable(
             f"cannot open the database {config.db_url}: {getattr(e, 'orig', None) or e}.\n"
@@ -222,6 +227,19 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=True) as gallery:
         return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress)
+
+
+def reindex(config: Config, *, progress: bool = False, extractor: FaceExtractor | None = None) -> ReembedReport:
+    """Give every stored face (gallery and enrolled) a vector of the current extractor, after a model change.
+
+    Faces are aligned from their stored landmarks, so nothing is detected again; photos that moved, changed
+    or cannot be read are reported and keep their old vectors (index their new folder to pick them up).
+    """
+    _require_database(config)
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        # the detector is never called (faces are aligned from stored landmarks), so it never loads
+        return reembed_stale(gallery, _pipeline(config, None, extractor), progress=progress)
 
 
 def check_name(name: str) -> str:
@@ -347,7 +365,7 @@ def _no_people(gallery: Gallery, config: Config):
     if names:
         raise ModelMismatch(
             f"{len(names)} people are enrolled, but their faces were embedded by another extractor than "
-            f"{gallery.model.version}. Enroll them again from their photos: facesearch enroll NAME PHOTO..."
+            f"{gallery.model.version}.\nRun: facesearch reindex"
         )
     raise NoPeopleEnrolled(
         f"no one is enrolled in {config.home}, so no face can be named.\n"
@@ -429,8 +447,8 @@ def search(name: str, config: Config, *, extractor: FaceExtractor | None = None)
             raise NothingIndexed(f"no gallery photo is indexed in {config.home} yet, so there is nowhere to look "
                                  f"for {name}. Index photos first: facesearch index FOLDER")
         if len(gallery.vectors_of(name)[0]) == 0:
-            raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}. "
-                                f"Enroll them again: facesearch enroll {name} PHOTO...")
+            raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}.\n"
+                                "Run: facesearch reindex")
         return _sightings(gallery, name, _threshold(config, extractor))
 
 
@@ -486,8 +504,8 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
         counts = gallery.counts()
         note = None
         if counts.stale_faces:
-            note = (f"{counts.stale_faces} faces hold vectors of an older extractor and are not searched. "
-                    "Index their folders again to re-embed them, and enroll people again.")
+            note = (f"{counts.stale_faces} faces hold vectors of another extractor and are not searched.\n"
+                    "Run: facesearch reindex")
         return Status(config.home, config.db_url, extractor.version, extractor.info.threshold,
                       extractor.info.threshold_far, gallery.index_type, gallery.index.count, counts,
                       tuple(gallery.failures()), note)

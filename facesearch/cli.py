@@ -119,6 +119,28 @@ def index(config: Config, paths: tuple[Path, ...]) -> None:
 
 
 @cli.command()
+@click.pass_obj
+@reports_errors
+def reindex(config: Config) -> None:
+    """Re-embed stored faces with the current model.
+
+    After the extractor changes, faces stored under the old one are not searched until they get new vectors.
+    This gives them new ones from their photos (at the paths where they were last seen) without detecting
+    faces again. Photos that moved, changed or cannot be read are listed; index their new folders.
+
+    \b
+    Example:
+        facesearch reindex
+    """
+    report = api.reindex(config, progress=True)
+    click.echo(f"re-embedded {report.faces} faces of {report.photos} photos in {report.seconds:.1f} s")
+    if report.failed:
+        click.echo(f"not re-embedded: {len(report.failed)} photos")
+        for path, reason in report.failed:
+            click.echo(f"  {path}: {reason}")
+
+
+@cli.command()
 @click.argument("name", required=False)
 @click.argument("photos", nargs=-1, type=EXISTING_PHOTO, metavar="[PHOTO...]")
 @click.option("--folders", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -358,7 +380,7 @@ def status(config: Config, as_json: bool) -> None:
     click.echo(f"database:  {s.db_url}")
     click.echo(f"photos:    {c.photos} indexed, {c.failed} failed, {c.enrolled_photos} used only to enroll")
     click.echo(f"faces:     {c.faces} ({c.gallery_faces} in gallery photos)" +
-               (f", {c.stale_faces} of older models" if c.stale_faces else ""))
+               (f", {c.stale_faces} of other models" if c.stale_faces else ""))
     click.echo(f"people:    {c.people}")
     if s.model_version is not None:
         click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})")

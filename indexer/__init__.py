@@ -5,8 +5,8 @@ from indexer.gallery import (
     StoredFace, count_rows,
 )
 from indexer.pipeline import (
-    DEFAULT_BATCH_SIZE, EnrollReport, IndexReport, Pipeline, ReadPhoto, enroll_photos, index_paths, read_photo,
-    reason_of,
+    DEFAULT_BATCH_SIZE, EnrollReport, IndexReport, Pipeline, ReadPhoto, ReembedReport, enroll_photos, index_paths,
+    read_photo, reason_of, reembed_stale,
 )
 from indexer.scan import PHOTO_SUFFIXES, Scan, hash_file, is_photo, scan
 from indexer.vectors import INDEX_TYPE, Sidecar, VectorIndex, from_bytes, to_bytes
@@ -14,6 +14,6 @@ from indexer.vectors import INDEX_TYPE, Sidecar, VectorIndex, from_bytes, to_byt
 __all__ = [
     "BatchWrite", "Counts", "EmbeddedFace", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
     "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrollReport", "IndexReport", "Pipeline",
-    "ReadPhoto", "enroll_photos", "index_paths", "read_photo", "reason_of", "PHOTO_SUFFIXES", "Scan", "hash_file",
-    "is_photo", "scan", "INDEX_TYPE", "Sidecar", "VectorIndex", "from_bytes", "to_bytes",
+    "ReadPhoto", "ReembedReport", "enroll_photos", "index_paths", "read_photo", "reason_of", "reembed_stale",
+    "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo", "scan", "INDEX_TYPE", "Sidecar", "VectorIndex", "from_bytes", "to_bytes",
 ]

@@ -230,6 +230,15 @@ class Gallery:
         with self.session() as s:
             return {r.sha256: KnownPhoto(r.id, r.path, r.status, int(r.n or 0)) for r in s.execute(query)}
 
+    def stale_photos(self) -> list[tuple[int, str, str]]:
+        """(id, path, sha256) of every photo with a face whose vector is from another extractor version."""
+        query = (select(PhotoRow.id, PhotoRow.path, PhotoRow.sha256)
+                 .where(select(FaceRow.id).where(FaceRow.photo_id == PhotoRow.id,
+                                                 FaceRow.model_version != self.model.version).exists())
+                 .order_by(PhotoRow.id))
+        with self.session() as s:
+            return [(i, path, sha) for i, path, sha in s.execute(query)]
+
     def stale_faces(self, photo_id: int) -> list[tuple[int, Face]]:
         """The faces of a photo whose vectors are from another extractor version: (face id, face)."""
         with self.session() as s:

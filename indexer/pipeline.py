@@ -65,6 +65,16 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
+class ReembedReport:
+    """What one `reembed_stale` run did."""
+
+    photos: int  # photos whose faces got vectors of the current extractor
+    faces: int
+    failed: tuple[tuple[str, str], ...]  # (path, reason): gone, changed, or unreadable; their faces wait
+    seconds: float
+
+
+@dataclass(frozen=True)
 class EnrollReport:
     """What enrolling one person did."""
 
@@ -203,8 +213,8 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
 
             for p, photo_id in stale:
                 vectors = _reembed(gallery, pipeline, p, photo_id)
-                if vectors is None:
-                    continue
+                if isinstance(vectors, str):
+                    continue  # unreadable now: its faces keep waiting, `status` counts them
                 write.vectors.extend(vectors)
                 reembedded += 1
 
@@ -217,17 +227,51 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                        time.monotonic() - start)
 
 
-def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int) -> list[tuple[int, np.ndarray]] | None:
-    """New vectors for the faces of a photo stored under another extractor, from their stored landmarks."""
+def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int,
+             sha256: str | None = None) -> list[tuple[int, np.ndarray]] | str:
+    """New vectors for the faces of a photo stored under another extractor, from their stored landmarks (no
+    detection), or the reason they cannot be made. With `sha256`, the file must still hold those bytes."""
     stored = gallery.stale_faces(photo_id)
     if not stored:
         return []
     try:
+        if sha256 is not None and hash_file(path)[0] != sha256:
+            return "the file changed since it was indexed; index it again"
         image = read_image(path)
-    except ImageError:
-        return None
+    except ImageError as e:
+        return reason_of(e, path)
+    except OSError as e:
+        return f"cannot read ({e.strerror or e}); if it moved, index its new folder"
     embedded = pipeline.embed([image], [[face for _, face in stored]])[0]
     return [(face_id, ef.vector) for (face_id, _), ef in zip(stored, embedded)]
+
+
+def reembed_stale(gallery: Gallery, pipeline: Pipeline, progress: bool = False) -> ReembedReport:
+    """Give every face stored under another extractor a vector of the current one, read from its photo at the
+    stored path and aligned from the stored landmarks (nothing is detected again). One transaction per batch."""
+    start = time.monotonic()
+    stale = gallery.stale_photos()
+    photos = faces = 0
+    failed: list[tuple[str, str]] = []
+    bar = tqdm(total=len(stale), unit="photo", desc="re-embedding", file=sys.stderr,
+               disable=None if progress else True)
+    try:
+        for first in range(0, len(stale), pipeline.batch_size):
+            write = BatchWrite()
+            for photo_id, path, sha256 in stale[first:first + pipeline.batch_size]:
+                vectors = _reembed(gallery, pipeline, Path(path), photo_id, sha256)
+                if isinstance(vectors, str):
+                    failed.append((path, vectors))
+                    continue
+                write.vectors.extend(vectors)
+                photos += 1
+                faces += len(vectors)
+            gallery.write(write)
+            bar.update(min(pipeline.batch_size, len(stale) - first))
+    finally:
+        bar.close()
+        gallery.save_index()
+    return ReembedReport(photos, faces, tuple(failed), time.monotonic() - start)
 
 
 def enroll_photos(gallery: Gallery, pipeline: Pipeline, name: str, paths: Sequence[Path]) -> EnrollReport:

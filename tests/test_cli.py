@@ -17,7 +17,7 @@ from conftest import REPO, lfw_photos
 from facesearch import api
 from facesearch.cli import cli
 
-COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status"]
+COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex"]
 
 
 @pytest.fixture
@@ -223,3 +223,21 @@ def test_a_missing_model_is_explained(tmp_path, data_dir):
                                       "verify", str(photo), str(photo)])
     assert result.exit_code == 2
     assert "none.keras" in result.stderr and "FACESEARCH_MODEL" in result.stderr
+
+
+def test_after_a_model_change_reindex_makes_the_home_searchable_again(small_home, monkeypatch):
+    from fakes import FakeExtractor
+
+    newer = FakeExtractor(version="fake-test-v2", seed=1)
+    monkeypatch.setattr(api, "load_extractor", lambda config: newer)
+    photo = lfw_photos("Hans_Blix")[0]
+    stale = run(small_home, "who", photo)
+    assert stale.exit_code == 2 and "Run: facesearch reindex" in stale.stderr
+    status = run(small_home, "status")
+    assert "of other models" in status.stdout and "facesearch reindex" in status.stderr
+    result = run(small_home, "reindex")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("re-embedded ") and "of 14 photos" in result.stdout
+    assert json.loads(run(small_home, "status", "--json").stdout)["stale_faces"] == 0
+    answers = [json.loads(line) for line in run(small_home, "who", photo, "--json").stdout.splitlines()]
+    assert any(a["name"] == "Hans_Blix" and a["distance"] < 1e-3 for a in answers)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from conftest import lfw_photos
 from db import FaceRow, PhotoRow, sqlite_url
 from fakes import FakeExtractor
-from indexer import Gallery, Pipeline, enroll_photos, index_paths
+from indexer import Gallery, Pipeline, enroll_photos, index_paths, reembed_stale
 
 
 @pytest.fixture
@@ -137,3 +137,24 @@ def test_enroll_takes_the_main_face_and_reports_photos_without_one(tmp_path, fol
             cx = (face.box.x0 + face.box.x1) / 2
             assert 50 < cx < 110
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_reembed_gives_every_stored_face_a_new_vector_without_detecting(tmp_path, folder, detector, fake_extractor):
+    trip = sorted((folder / "trip").iterdir())
+    with gallery_of(tmp_path, fake_extractor) as g:
+        indexed = index_paths(g, Pipeline(detector, fake_extractor), [folder / "trip"])
+        enroll_photos(g, Pipeline(detector, fake_extractor), "Hans Blix", [lfw_photos("Hans_Blix")[10]])
+    trip[0].unlink()  # gone: its faces keep their old vectors
+    trip[1].write_bytes(trip[2].read_bytes())  # changed: the stored landmarks no longer apply
+    newer = FakeExtractor(version="fake-test-v2", seed=1)
+    counting = CountingDetector(detector)
+    with gallery_of(tmp_path, newer) as g:
+        report = reembed_stale(g, Pipeline(counting, newer))
+        assert counting.calls == 0
+        assert report.photos == 5  # four gallery photos left as they were, and the enrolled one
+        assert sorted(reason.split(" (")[0].split(";")[0] for _, reason in report.failed) == [
+            "cannot read", "the file changed since it was indexed"]
+        assert len(g.vectors_of("Hans Blix")[0]) == 1
+        c = g.counts()
+        assert c.faces == report.faces == g.index.count
+        assert c.faces + c.stale_faces == indexed.faces + 1
