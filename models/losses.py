@@ -66,3 +66,50 @@ def cosine_margin_logits(emb, class_weights, labels, scale: float = 30.0, margin
     cos = tf.matmul(emb, w)
     onehot = tf.one_hot(tf.reshape(labels, [-1]), tf.shape(w)[1])
     return scale * (cos - margin * onehot)
+
+
+def contrastive_loss(emb, labels, margin: float = 0.5):
+    """Contrastive loss over every pair of the batch, on cosine distance d:
+    same pairs pay d^2, different pairs pay max(0, margin - d)^2; the two means are added, so the many
+    different pairs of a P x K batch do not drown the few same ones."""
+    import tensorflow as tf
+
+    d = pairwise_cosine_distance(emb)
+    labels = tf.reshape(labels, [-1])
+    same = tf.equal(labels[:, None], labels[None, :])
+    upper = tf.linalg.band_part(tf.ones_like(d), 0, -1) - tf.linalg.band_part(tf.ones_like(d), 0, 0)  # i < j
+    same_f = tf.cast(same, tf.float32) * upper
+    diff_f = (1.0 - tf.cast(same, tf.float32)) * upper
+    pos = tf.reduce_sum(same_f * tf.square(d)) / tf.maximum(tf.reduce_sum(same_f), 1.0)
+    neg = tf.reduce_sum(diff_f * tf.square(tf.nn.relu(margin - d))) / tf.maximum(tf.reduce_sum(diff_f), 1.0)
+    return pos + neg
+
+
+def pair_features(emb_a, emb_b):
+    """What the pair classifier sees of two embeddings: |a - b| and a * b, concatenated."""
+    import tensorflow as tf
+
+    return tf.concat([tf.abs(emb_a - emb_b), emb_a * emb_b], axis=-1)
+
+
+def pair_classifier_loss(emb, labels, head, max_pairs: int = 512):
+    """Binary cross-entropy of `head` (pair features -> one logit, same = 1) on the batch's pairs:
+    every same pair (i < j) and as many different pairs, the hardest first (smallest cosine distance)."""
+    import tensorflow as tf
+
+    labels = tf.reshape(labels, [-1])
+    n = tf.shape(labels)[0]
+    same = tf.equal(labels[:, None], labels[None, :])
+    ii, jj = tf.meshgrid(tf.range(n), tf.range(n), indexing="ij")
+    upper = ii < jj
+    pos = tf.where(tf.logical_and(same, upper))
+    neg = tf.where(tf.logical_and(tf.logical_not(same), upper))
+    d = pairwise_cosine_distance(emb)
+    neg_d = tf.gather_nd(d, neg)
+    k = tf.minimum(tf.shape(pos)[0], tf.shape(neg)[0])
+    hardest = tf.math.top_k(-neg_d, k=k).indices
+    neg = tf.gather(neg, hardest)
+    pairs = tf.concat([pos, neg], axis=0)[:max_pairs]
+    y = tf.concat([tf.ones([tf.shape(pos)[0]]), tf.zeros([k])], axis=0)[:max_pairs]
+    logits = tf.reshape(head(pair_features(tf.gather(emb, pairs[:, 0]), tf.gather(emb, pairs[:, 1]))), [-1])
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))

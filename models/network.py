@@ -46,3 +46,13 @@ def build_backbone(dim: int = 128, widths=(24, 48, 96, 192), depths=(1, 2, 2, 1)
     x = layers.BatchNormalization(name="head_fc_bn")(x)
     outputs = layers.UnitNormalization(name="embedding")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_pair_head(dim: int = 128, hidden: int = 64):
+    """The siamese pair classifier's head: pair features (|a - b| and a * b, 2*dim) -> one logit, same = 1."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((2 * dim,), name="pair_features")
+    x = layers.Dense(hidden, activation="relu", name="pair_hidden")(inputs)
+    return keras.Model(inputs, layers.Dense(1, name="pair_logit")(x), name="pair_head")
