@@ -36,8 +36,9 @@ from models.image import ImageError, read_image
 
 __all__ = [
     "FaceAnswer", "PhotoAnswer", "Verdict", "Sighting", "PersonSummary", "Forgotten", "Status", "EnrollReport",
-    "IndexReport", "ReembedReport", "index", "reindex", "enroll", "enroll_folders", "who", "verify", "search", "people", "person", "forget",
-    "status", "annotate", "load_detector", "load_extractor", "UNKNOWN",
+    "IndexReport", "ReembedReport", "index", "reindex", "enroll", "enroll_folders", "who", "verify", "search",
+    "people", "person", "forget", "status", "annotate", "check_name", "nearest_person", "load_detector",
+    "load_extractor", "UNKNOWN",
 ]
 
 UNKNOWN = "unknown"  # the name given to a face that is no one enrolled; no person may be called this

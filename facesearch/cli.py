@@ -36,6 +36,15 @@ THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default
                          help="Cosine distance under which two faces are one person (default: the model's).")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facesearch")
+    except PackageNotFoundError:
+        return "(not installed: run from a checkout)"
+
+
 class Failure(click.ClickException):
     """A FacesearchError as the CLI shows it: `Error: message`, exit code 2."""
 
@@ -73,7 +82,7 @@ def with_threshold(config: Config, threshold: float | None) -> Config:
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Extractor weights (.keras, with its .json beside) "
                    "[env FACESEARCH_MODEL; default the shipped model].")
-@click.version_option(package_name="facesearch", message="%(prog)s %(version)s")
+@click.version_option(version=_version(), message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path | None) -> None:
     """Face search for photo collections: index folders, name who is in a photo, find every photo of a person,
@@ -181,8 +190,10 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
 
 @cli.command()
 @click.argument("photos", nargs=-1, required=True, type=EXISTING_PHOTO, metavar="PHOTO...")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per face (JSON lines).")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row, one row per face.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per face (JSON lines): photo, box, name, distance, score, nearest.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="CSV with a header row, one row per face: photo, x0, y0, x1, y1, name, distance, score, nearest.")
 @click.option("--annotate", "annotate_to", type=click.Path(path_type=Path), default=None, metavar="OUT",
               help="Write the photo with boxes and names drawn to OUT (a file for one photo, else a folder).")
 @THRESHOLD

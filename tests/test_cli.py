@@ -241,3 +241,8 @@ def test_after_a_model_change_reindex_makes_the_home_searchable_again(small_home
     assert json.loads(run(small_home, "status", "--json").stdout)["stale_faces"] == 0
     answers = [json.loads(line) for line in run(small_home, "who", photo, "--json").stdout.splitlines()]
     assert any(a["name"] == "Hans_Blix" and a["distance"] < 1e-3 for a in answers)
+
+
+def test_version_answers_installed_or_not():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip()
