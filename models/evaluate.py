@@ -56,8 +56,48 @@ def calibrate(embeddings: np.ndarray, labels: np.ndarray, max_different: int = 5
     }
 
 
-def evaluate_lfw(extractor, lfw_root: str | Path, chips: ChipSet, progress: bool = True) -> dict:
-    """LFW View 2 10-fold numbers for `extractor`, `chips` being the chip cache of the pairs' photos."""
+def pair_distances(emb_a: np.ndarray, emb_b: np.ndarray, pair_head=None) -> np.ndarray:
+    """Distance of each pair of rows: cosine distance, or with a pair classifier's head 1 - P(same)."""
+    if pair_head is None:
+        return (1.0 - np.sum(emb_a * emb_b, axis=1)).astype(np.float32)
+    from models.losses import pair_features
+
+    logits = np.asarray(pair_head(pair_features(emb_a, emb_b), training=False)).reshape(-1)
+    return (1.0 - 1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def evaluate_identities(extractor, chips: ChipSet, labels: np.ndarray, pair_head=None, max_different: int = 200_000,
+                        seed: int = 0, progress: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Verification numbers on photos of held-out identities (a test split): every same pair and up to
+    `max_different` different pairs, 10 random folds for the accuracy. Returns (numbers, distances, same)."""
+    emb = embed_chipset(extractor, chips, progress=progress)
+    a, b, same = all_pairs(labels, max_different, seed)
+    d = pair_distances(emb[a], emb[b], pair_head)
+    folds = np.random.default_rng(seed).integers(0, 10, len(d))
+    result = ten_fold(d, same, folds)
+    result.update(photos=int(len(labels)), identities=int(len(np.unique(labels))))
+    return result, d, same
+
+
+def write_evaluation(result: dict, distances: np.ndarray, same: np.ndarray, out: str | Path, name: str) -> list[Path]:
+    """NAME.json (numbers), NAME-roc.png, NAME-distances.png, NAME-confusion.png under `out`."""
+    import json
+
+    from models.plots import plot_confusion, plot_distance_histograms, plot_roc
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t = result["threshold_mean"]
+    (out / f"{name}.json").write_text(json.dumps({k: v for k, v in result.items() if k not in ("distances", "same")}, indent=2))
+    return [out / f"{name}.json",
+            plot_roc(distances, same, out / f"{name}-roc.png", title=name),
+            plot_distance_histograms(distances, same, t, out / f"{name}-distances.png"),
+            plot_confusion(distances, same, t, out / f"{name}-confusion.png")]
+
+
+def evaluate_lfw(extractor, lfw_root: str | Path, chips: ChipSet, progress: bool = True, pair_head=None) -> dict:
+    """LFW View 2 10-fold numbers for `extractor`, `chips` being the chip cache of the pairs' photos.
+    The per-pair distances and same flags come back too, under "distances" and "same"."""
     pairs = load_lfw_pairs(lfw_root)
     row = {p: i for i, p in enumerate(chips.paths)}
     missing = [str(p.a) for p in pairs if str(p.a) not in row] + [str(p.b) for p in pairs if str(p.b) not in row]
@@ -66,8 +106,10 @@ def evaluate_lfw(extractor, lfw_root: str | Path, chips: ChipSet, progress: bool
     emb = embed_chipset(extractor, chips, progress=progress)
     a = np.array([row[str(p.a)] for p in pairs])
     b = np.array([row[str(p.b)] for p in pairs])
-    d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
-    result = ten_fold(d, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]))
+    d = pair_distances(emb[a], emb[b], pair_head)
+    same = np.array([p.same for p in pairs])
+    result = ten_fold(d, same, np.array([p.fold for p in pairs]))
+    result["same"] = same.tolist()
     result["photos"] = int(len(chips.paths))
     result["photos_no_face"] = int((~chips.found).sum())
     result["distances"] = d.astype(float).round(6).tolist()

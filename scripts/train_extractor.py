@@ -127,7 +127,7 @@ def ship(run: Path, log) -> None:
     dest.mkdir(exist_ok=True)
     lfw = json.loads((run / "lfw.json").read_text())
     meta = json.loads((run / "extractor.json").read_text())
-    meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances",)}
+    meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
     shutil.copyfile(run / "extractor.keras", dest / "extractor.keras")
     (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
     write_card(run, dest / "MODEL_CARD.md")

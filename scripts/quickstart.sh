@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install facesearch into .venv and run the main job on a small sample of the shared LFW photos:
+# enroll four people (3 photos each), index a gallery of 120 other photos, ask who is in a photo that was
+# not enrolled, find every gallery photo of one person, and show the home's status.
+# Set FACESEARCH_DATA to the shared data folder if it is not ../shared/data; DEMO_DIR to keep the demo files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${FACESEARCH_DATA:-$(cd .. && pwd)/shared/data}"
+LFW="$DATA/lfw/images"
+[ -d "$LFW" ] || { echo "no LFW photos under $LFW: set FACESEARCH_DATA to the shared data folder" >&2; exit 2; }
+
+[ -x .venv/bin/facesearch ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+FS=.venv/bin/facesearch
+
+DEMO="${DEMO_DIR:-$(mktemp -d -t facesearch-demo-XXXX)}"
+export FACESEARCH_HOME="$DEMO/home"
+mkdir -p "$DEMO/enroll" "$DEMO/gallery"
+# Enrolled: photos 1-3 of four people. Gallery: their photos 4-18, plus 60 photos of people never enrolled.
+for person in George_W_Bush Colin_Powell Tony_Blair Gerhard_Schroeder; do
+  mkdir -p "$DEMO/enroll/$person"
+  ls "$LFW/$person"/*.jpg | head -n 3 | xargs -I{} cp {} "$DEMO/enroll/$person/"
+  ls "$LFW/$person"/*.jpg | sed -n '4,18p' | xargs -I{} cp {} "$DEMO/gallery/"
+done
+for person in Jennifer_Aniston Serena_Williams Vladimir_Putin Jacques_Chirac Ariel_Sharon Hugo_Chavez; do
+  ls "$LFW/$person"/*.jpg | head -n 10 | xargs -I{} cp {} "$DEMO/gallery/"
+done
+
+set -x
+$FS enroll --folders "$DEMO/enroll"
+$FS index "$DEMO/gallery"
+$FS who "$LFW/Tony_Blair/Tony_Blair_0100.jpg" "$LFW/Vladimir_Putin/Vladimir_Putin_0020.jpg"
+$FS search Colin_Powell
+$FS status
