@@ -1,0 +1,151 @@
+"""One training run from start to shipped model, in stages that each skip when their output exists, so the
+same command resumes after a kill: chip caches, training (checkpointed), loss curve, threshold calibration
+on the validation identities, evaluation on LFW View 2 and on the test identities, and shipping.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.train import TrainConfig, identity_of
+
+# The threshold `verify` and `who` use by default: calibrated on validation identities for this FAR.
+SHIPPED_FAR = 1e-2
+
+
+def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, evaluate_lfw_too: bool = True) -> Path:
+    """Every stage of a run; returns the run folder. Rerun to resume."""
+    from models.chips import build_cache, load_cache
+
+    run = Path(cfg.run)
+    run.mkdir(parents=True, exist_ok=True)
+    if not list(Path(cfg.chips).glob("shard-*.npz")):
+        from models.datasets import load_folders
+
+        log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
+        build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=192)
+    weights = run / "extractor.keras"
+    if not weights.exists():
+        from models.train import train
+
+        t0 = time.time()
+        train(cfg, log=log)
+        _add_time(run, time.time() - t0)
+        if not weights.exists():
+            log("not finished; rerun the same command to resume")
+            return run
+    from models.plots import plot_history
+
+    plot_history(run / "history.csv", run / "loss.png")
+    info = run / "extractor.json"
+    if not info.exists():
+        info.write_text(json.dumps({"version": _version(weights, cfg.loss), "dim": cfg.dim, "threshold": 1.0,
+                                    "threshold_far": SHIPPED_FAR, "flip": True, "loss": cfg.loss}, indent=2))
+    from models.extractor import Extractor
+
+    pair_head = _pair_head(run)
+    calib_file = run / "calibration.json"
+    if not calib_file.exists():
+        from models.evaluate import calibrate, embed_chipset
+
+        val, names = _split_chips(run, load_cache(cfg.chips), "val")
+        calib = calibrate(embed_chipset(Extractor(weights), val), names)
+        calib.update(photos=int(len(names)), identities=int(len(set(names.tolist()))))
+        calib_file.write_text(json.dumps(calib, indent=2))
+        log(f"calibration on validation identities: {calib}")
+    calib = json.loads(calib_file.read_text())
+    meta = json.loads(info.read_text())
+    meta.update(threshold=calib["threshold_far_1e-2"], threshold_far=SHIPPED_FAR,
+                threshold_far_1e_3=calib["threshold_far_1e-3"])
+    info.write_text(json.dumps(meta, indent=2))
+    extractor = Extractor(weights)
+
+    if cfg.split[2] > 0 and not (run / "test.json").exists():
+        from models.evaluate import evaluate_identities, write_evaluation
+
+        test, names = _split_chips(run, load_cache(cfg.chips), "test")
+        labels = np.unique(names, return_inverse=True)[1]
+        result, d, same = evaluate_identities(extractor, test, labels, pair_head=pair_head)
+        write_evaluation(result, d, same, run, "test")
+        log(f"test identities: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}")
+    if evaluate_lfw_too and not (run / "lfw.json").exists():
+        from models.evaluate import evaluate_lfw, write_evaluation
+
+        t0 = time.time()
+        result = evaluate_lfw(extractor, data / "lfw", lfw_chips(data, chips_root), pair_head=pair_head)
+        result["seconds"] = round(time.time() - t0, 1)
+        (run / "lfw.json").write_text(json.dumps(result))
+        log(f"LFW View 2: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}, "
+            f"TAR@FAR1e-3 {result['tar_at_far_1e-3']:.4f}, AUC {result['roc_auc']:.4f}")
+    if (run / "lfw.json").exists() and not (run / "lfw-roc.png").exists():
+        from models.evaluate import write_evaluation
+
+        result = json.loads((run / "lfw.json").read_text())
+        write_evaluation(result, np.array(result["distances"]), np.array(result["same"]), run, "lfw")
+    return run
+
+
+def lfw_chips(data: Path, chips_root: Path):
+    """The chip cache of the LFW View 2 photos, built first if missing or incomplete."""
+    from models.chips import build_cache, load_cache
+    from models.datasets import load_lfw_pairs
+
+    cache = Path(chips_root) / "lfw-view2"
+    pairs = load_lfw_pairs(Path(data) / "lfw")
+    photos = sorted({str(p.a) for p in pairs} | {str(p.b) for p in pairs})
+    if not list(cache.glob("shard-*.npz")) or len(load_cache(cache).paths) != len(photos):
+        build_cache([Path(p) for p in photos], cache)
+    return load_cache(cache)
+
+
+def _split_chips(run: Path, cache, which: str):
+    """The chips (faces found only) and identity names of one part of the run's split."""
+    from models.chips import ChipSet
+
+    ids = {line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:]
+           if line.endswith("," + which)}
+    names = np.array([identity_of(p) for p in cache.paths])
+    keep = np.isin(names, list(ids)) & cache.found
+    return ChipSet(cache.chips[keep], cache.found[keep], cache.scores[keep],
+                   tuple(p for p, k in zip(cache.paths, keep) if k)), names[keep]
+
+
+def _pair_head(run: Path):
+    f = run / "pair_head.keras"
+    if not f.exists():
+        return None
+    import keras
+
+    return keras.models.load_model(f, compile=False)
+
+
+def _add_time(run: Path, seconds: float) -> None:
+    f = run / "wall_seconds.txt"
+    total = float(f.read_text()) if f.exists() else 0.0
+    f.write_text(str(round(total + seconds, 1)))
+
+
+def _version(weights: Path, loss: str = "triplet") -> str:
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
+    return f"fs-{loss}-{time.strftime('%Y%m%d')}-{digest}"
+
+
+def ship(run: Path, dest: Path, log=print) -> None:
+    """Copy the run's extractor into `dest` (models/weights) with extractor.json and the model card."""
+    from models.card import write_card
+
+    run, dest = Path(run), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    lfw = json.loads((run / "lfw.json").read_text())
+    meta = json.loads((run / "extractor.json").read_text())
+    meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
+    shutil.copyfile(run / "extractor.keras", dest / "extractor.keras.tmp")
+    (dest / "extractor.keras.tmp").replace(dest / "extractor.keras")
+    (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
+    write_card(run, dest / "MODEL_CARD.md")
+    log(f"shipped {meta['version']} to {dest}")
