@@ -11,15 +11,15 @@
 
 Face attributes, measured on the main face (`models.detect.main_face`) that MTCNN finds in each photo:
 
-| column | meaning | unit |
-| --- | --- | --- |
-| `face_px` | width of the detector's box | pixels of the photo as decoded |
-| `score` | detector confidence | 0..1 |
-| `yaw` | nose offset from the eye midpoint along the eye line, over the inter-ocular distance (`yaw_ratio`) | ratio; 0 frontal, about +-0.5 when the nose tip lies level with an eye |
-| `roll_deg` | angle of the line from the left to the right eye against the horizontal (`roll_degrees`) | degrees, positive = clockwise on screen |
-| `brightness` | mean grey level of the aligned 112x112 chip | 0..255 |
-| `contrast` | standard deviation of that grey level | 0..255 grey levels |
-| `sharpness` | variance of the Laplacian (3x3) of that grey chip | grey levels squared |
+- `face_px`: width of the detector's box, pixels of the photo as decoded;
+- `score`: detector confidence, 0..1;
+- `yaw`: the nose's offset from the eye midpoint along the eye line, over the inter-ocular distance
+  (`yaw_ratio`): a ratio, 0 for a frontal face, about +-0.5 when the nose tip lies level with an eye;
+- `roll_deg`: angle of the line from the left to the right eye against the horizontal (`roll_degrees`),
+  degrees, positive clockwise on screen;
+- `brightness`: mean grey level of the aligned 112x112 chip, 0..255;
+- `contrast`: standard deviation of that grey level, grey levels;
+- `sharpness`: variance of the 3x3 Laplacian of that grey chip, grey levels squared.
 
 The chip is cut with `models.align.align`, the geometry training and indexing use; where the face reaches
 past the photo's edge the chip has black margins, which lower brightness and raise contrast.
@@ -453,8 +453,9 @@ def _markdown(dataset: Dataset, rows: list[FaceMeasure], per_identity: np.ndarra
     lines += ["## Faces found", "",
               f"MTCNN found a face in {int(found.sum())} of {n} measured photos{share}; minimum score "
               f"{getattr(detector, 'min_score', '?')}, minimum face {getattr(detector, 'min_face_px', '?')} px, "
-              f"photos up to {canvas} px centred on a black {canvas} px canvas. Where a photo shows several faces the main one is measured (the largest, "
-              f"nearest the centre); {sum(r.faces > 1 for r in rows)} photos show more than one.", ""]
+              f"photos up to {canvas} px centred on a black {canvas} px canvas. Where a photo shows several "
+              f"faces the main one is measured (the largest, nearest the centre); "
+              f"{sum(r.faces > 1 for r in rows)} photos show more than one.", ""]
 
     lines += ["## Face attributes", "",
               "Measured on the main face of each photo where one was found; the aligned chip is the 112x112 "

@@ -82,11 +82,11 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
         (run / "lfw.json").write_text(json.dumps(result))
         log(f"LFW View 2: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}, "
             f"TAR@FAR1e-3 {result['tar_at_far_1e-3']:.4f}, AUC {result['roc_auc']:.4f}")
-    if (run / "lfw.json").exists() and not (run / "lfw-roc.png").exists():
+    if (run / "lfw.json").exists() and not (run / "lfw-view2-roc.png").exists():
         from models.evaluate import write_evaluation
 
         result = json.loads((run / "lfw.json").read_text())
-        write_evaluation(result, np.array(result["distances"]), np.array(result["same"]), run, "lfw")
+        write_evaluation(result, np.array(result["distances"]), np.array(result["same"]), run, "lfw-view2")
     return run
 
 
