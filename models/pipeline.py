@@ -10,26 +10,7 @@ import time
 
 import numpy as np
 
-
-class PKSampler:
-    """Batches of P identities x K photos (photos drawn with replacement when an identity has fewer)."""
-
-    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int):
-        self.p, self.k = p, k
-        self.rng = np.random.default_rng(seed)
-        labels = np.asarray(labels)
-        groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
-        self.by_label = [ix for ix in groups if len(ix) >= 2]
-        if len(self.by_label) < p:
-            raise ValueError(f"a batch needs {p} identities with two or more photos; the data has {len(self.by_label)}")
-
-    def batch(self) -> np.ndarray:
-        chosen = self.rng.choice(len(self.by_label), size=self.p, replace=False)
-        out = []
-        for c in chosen:
-            ix = self.by_label[c]
-            out.append(self.rng.choice(ix, size=self.k, replace=len(ix) < self.k))
-        return np.concatenate(out)
+from models.generators import PKSampler
 
 
 def augment(x):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models.chips import ChipSet, load_cache
-from models.pipeline import PKSampler  # noqa: F401  (re-exported: the sampler training uses)
+from models.generators import PKSampler  # noqa: F401  (re-exported: the sampler training uses)
 
 
 LOSSES = ("triplet", "contrastive", "pairs")
@@ -164,7 +164,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if new_history:
             writer.writerow(["step", "loss", cfg.loss, "softmax", "seconds", "images_per_s"])
         t_start = t_last = time.time()
-        acc, every, step = np.zeros(3), 50, start_step
+        acc, step = np.zeros(3), start_step
+        every = max(1, min(50, cfg.steps // 10))  # history rows: every 50 steps, at least 10 a run
         for x, y in data:
             if step >= cfg.steps:
                 break

@@ -1,0 +1,100 @@
+"""The training and evaluation toolkit behind `facesearch train`, `evaluate`, `calibrate` and `report`.
+
+Library functions: the CLI only reads arguments and prints what comes back. TensorFlow loads inside them.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facesearch.errors import FacesearchError, PhotoNotFound
+
+CALIBRATION_FILE = "calibration.json"
+
+
+class CalibrationFailed(FacesearchError):
+    """The photos given for calibration cannot fix a threshold (too few people or faces)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold picked on the user's own photos for one model."""
+
+    model_version: str
+    threshold: float  # cosine distance: `distance < threshold` means the same person
+    far: float  # target false-accept rate the threshold was picked for
+    tar: float  # true-accept rate measured at that threshold on the same photos
+    far_measured: float  # false-accept rate actually measured at that threshold
+    pairs_same: int
+    pairs_different: int
+    photos: int
+    people: int
+    no_face: tuple[str, ...]  # photos left out because no face was found
+    created: str
+    note: str = ""
+
+    def to_json(self) -> str:
+        d = dict(self.__dict__)
+        d["no_face"] = list(self.no_face)
+        return json.dumps(d, indent=2)
+
+
+def read_calibration(home: Path, model_version: str) -> Calibration | None:
+    """The calibration stored in `home` for `model_version`, or None (none stored, or for another model)."""
+    f = Path(home) / CALIBRATION_FILE
+    if not f.exists():
+        return None
+    raw = json.loads(f.read_text())
+    if raw.get("model_version") != model_version:
+        return None
+    raw["no_face"] = tuple(raw.get("no_face", ()))
+    return Calibration(**raw)
+
+
+def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, store: bool = True,
+              max_different: int = 500_000) -> Calibration:
+    """Pick the threshold for false-accept rate `far` on a folder with one subfolder of photos per person,
+    measure the true-accept rate there, and (with `store`) save it in `home` so `verify` and `who` use it."""
+    from models.chips import chip_photos
+    from models.datasets import load_folders
+    from models.evaluate import all_pairs
+    from models.metrics import roc
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PhotoNotFound(f"{folder}: no such folder")
+    ds = load_folders(folder)
+    if len(ds.identities) < 2:
+        raise CalibrationFailed(f"{folder}: calibration needs subfolders of at least two people "
+                                f"(found {len(ds.identities)})")
+    chips_list, found_list = [], []
+    for start in range(0, len(ds.paths), 32):
+        cs = chip_photos(list(ds.paths[start:start + 32]), detector)
+        chips_list.append(cs.chips)
+        found_list.append(cs.found)
+    chips, found = np.concatenate(chips_list), np.concatenate(found_list)
+    labels = np.asarray(ds.labels)[found]
+    emb = extractor.embed(chips[found])
+    a, b, same = all_pairs(labels, max_different, seed=0)
+    if same.sum() < 1 or (~same).sum() < 1:
+        raise CalibrationFailed(f"{folder}: needs at least two photos with a face for one person and two people")
+    d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
+    f, t, thresholds = roc(d, same)
+    ok = np.nonzero(f <= far)[0][-1]
+    note = ""
+    if (~same).sum() < 1.0 / far:
+        note = f" (only {(~same).sum()} different pairs: too few to measure FAR {far:g} precisely)"
+    cal = Calibration(extractor.version, float(thresholds[ok]), far, float(t[ok]), float(f[ok]),
+                      int(same.sum()), int((~same).sum()), int(found.sum()), len(set(labels.tolist())),
+                      tuple(str(p) for p, ok_ in zip(ds.paths, found) if not ok_),
+                      time.strftime("%Y-%m-%d %H:%M:%S"), note.strip())
+    if store:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        tmp = Path(home) / (CALIBRATION_FILE + ".tmp")
+        tmp.write_text(cal.to_json())
+        tmp.replace(Path(home) / CALIBRATION_FILE)
+    return cal

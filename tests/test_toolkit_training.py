@@ -1,0 +1,88 @@
+"""The training toolkit on a few real identities: chip cache, the three objectives, resume after a stop,
+evaluation on held-out identities with its plots, and calibration on a folder of people."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.chips import build_cache, load_cache
+from models.datasets import load_folders
+from models.train import TrainConfig, train
+
+IDENTITIES = 12
+
+
+@pytest.fixture(scope="module")
+def small_train(data_dir, tmp_path_factory) -> Path:
+    """A folder-per-identity copy of 12 training identities with (up to) 8 photos each."""
+    root = tmp_path_factory.mktemp("train")
+    names = sorted(p.name for p in (data_dir / "train").iterdir() if p.name.startswith("celeba-"))[:IDENTITIES]
+    for name in names:
+        (root / name).mkdir()
+        for photo in sorted((data_dir / "train" / name).glob("*.jpg"))[:8]:
+            shutil.copy(photo, root / name / photo.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def chips(small_train, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("chips")
+    build_cache(list(load_folders(small_train).paths), out, shard_size=40, canvas=192, progress=False)
+    return out
+
+
+def test_chip_cache_is_complete_and_resumable(chips, small_train):
+    cache = load_cache(chips)
+    photos = [str(p) for p in load_folders(small_train).paths]
+    assert list(cache.paths) == photos and len(photos) > IDENTITIES * 7
+    assert cache.chips.shape[1:] == (112, 112, 3) and cache.found.mean() > 0.85
+    shards = sorted(chips.glob("shard-*.npz"))
+    stamp = shards[0].stat().st_mtime_ns
+    shards[-1].unlink()  # as if killed before the last shard
+    build_cache(list(load_folders(small_train).paths), chips, shard_size=40, canvas=192, progress=False)
+    assert shards[0].stat().st_mtime_ns == stamp  # done shards are kept, not redone
+    assert list(load_cache(chips).paths) == photos
+
+
+@pytest.mark.parametrize("loss", ["triplet", "contrastive", "pairs"])
+def test_each_objective_trains_and_exports(chips, tmp_path, loss):
+    cfg = TrainConfig(chips=str(chips), run=str(tmp_path / loss), loss=loss, steps=6, identities_per_batch=4,
+                      photos_per_identity=4, checkpoint_every=3, warmup_steps=2, softmax_weight=0.0,
+                      split=(0.6, 0.2, 0.2))
+    out = train(cfg, log=lambda m: None)
+    assert out == tmp_path / loss / "extractor.keras" and out.exists()
+    assert (tmp_path / loss / "pair_head.keras").exists() == (loss == "pairs")
+    split = {r["identity"]: r["split"] for r in csv.DictReader(open(tmp_path / loss / "split.csv"))}
+    assert sorted(np.unique(list(split.values()), return_counts=True)[1]) == [2, 3, 7]  # 60/20/20 of 12
+
+
+def test_training_resumes_from_its_last_checkpoint(chips, tmp_path):
+    base = dict(chips=str(chips), run=str(tmp_path / "r"), steps=4, identities_per_batch=4, photos_per_identity=4,
+                checkpoint_every=2, warmup_steps=1)
+    logs: list[str] = []
+    train(TrainConfig(**base), log=logs.append)
+    (tmp_path / "r" / "extractor.keras").unlink()
+    train(TrainConfig(**{**base, "steps": 6}), log=logs.append)
+    assert any("resumed from" in m and "at step 4" in m for m in logs)
+    assert (tmp_path / "r" / "extractor.keras").exists()
+
+
+def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, tmp_path):
+    from models.runs import run_training
+
+    cfg = TrainConfig(chips=str(chips), run=str(tmp_path / "run"), steps=4, identities_per_batch=4,
+                      photos_per_identity=4, warmup_steps=1, split=(0.6, 0.2, 0.2))
+    run = run_training(cfg, data_dir, tmp_path, log=lambda m: None, evaluate_lfw_too=False)
+    for name in ["loss.png", "calibration.json", "test.json", "test-roc.png", "test-distances.png",
+                 "test-confusion.png", "extractor.json"]:
+        assert (run / name).exists(), name
+    test = json.loads((run / "test.json").read_text())
+    assert 0.0 <= test["accuracy_mean"] <= 1.0 and test["identities"] == 2
+    meta = json.loads((run / "extractor.json").read_text())
+    calib = json.loads((run / "calibration.json").read_text())
+    assert meta["threshold"] == calib["threshold_far_1e-2"] and meta["threshold_far"] == 0.01
