@@ -75,7 +75,7 @@ class Verdict:
     same: bool
     distance: float  # cosine distance between the two faces
     threshold: float  # `same` means distance < threshold
-    far: float  # the false-accept rate the threshold was calibrated for
+    far: float | None  # the false-accept rate the threshold was calibrated for (None: given by hand)
     model_version: str
 
 
@@ -200,8 +200,22 @@ def _pipeline(config: Config, detector: FaceDetector | None, extractor: FaceExtr
     return Pipeline(detector or load_detector(config), extractor, config.batch_size)
 
 
+def threshold_in_use(config: Config, extractor: FaceExtractor) -> tuple[float, float | None, str]:
+    """(threshold, the false-accept rate it was calibrated for, where it comes from): `--threshold` first,
+    then a calibration on the user's own photos stored in the home (`facesearch calibrate`), then the
+    model's own. A threshold given by hand has no known false-accept rate (None)."""
+    if config.threshold is not None:
+        return config.threshold, None, "given by hand"
+    from facesearch.toolkit import read_calibration
+
+    cal = read_calibration(config.home, extractor.version)
+    if cal is not None:
+        return cal.threshold, cal.far, f"calibrated on your photos ({cal.created})"
+    return extractor.info.threshold, extractor.info.threshold_far, "the model's"
+
+
 def _threshold(config: Config, extractor: FaceExtractor) -> float:
-    return config.threshold if config.threshold is not None else extractor.info.threshold
+    return threshold_in_use(config, extractor)[0]
 
 
 def _existing(paths: Sequence[str | Path]) -> list[Path]:
@@ -402,9 +416,9 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
         faces.append(face)
     (a,), (b,) = pipeline.embed(images, [[f] for f in faces])
     distance = max(0.0, float(1.0 - np.dot(a.vector, b.vector)))
-    threshold = _threshold(config, extractor)
+    threshold, far, _ = threshold_in_use(config, extractor)
     return Verdict(paths[0], paths[1], faces[0].box, faces[1].box, distance < threshold, distance, threshold,
-                   extractor.info.threshold_far, extractor.version)
+                   far, extractor.version)
 
 
 def _sightings(gallery: Gallery, name: str, threshold: float) -> list[Sighting]:
@@ -507,8 +521,9 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
         if counts.stale_faces:
             note = (f"{counts.stale_faces} faces hold vectors of another extractor and are not searched.\n"
                     "Run: facesearch reindex")
-        return Status(config.home, config.db_url, extractor.version, extractor.info.threshold,
-                      extractor.info.threshold_far, gallery.index_type, gallery.index.count, counts,
+        threshold, far, _ = threshold_in_use(config, extractor)
+        return Status(config.home, config.db_url, extractor.version, threshold,
+                      far, gallery.index_type, gallery.index.count, counts,
                       tuple(gallery.failures()), note)
 
 

@@ -282,8 +282,8 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
     else:
         verdict = "same person" if v.same else "different people"
         sign = "<" if v.same else ">="
-        click.echo(f"{verdict}: distance {v.distance:.3f} {sign} threshold {v.threshold:.3f} "
-                   f"(calibrated for FAR {v.far:g})")
+        source = "set by hand" if v.far is None else f"calibrated for FAR {v.far:g}"
+        click.echo(f"{verdict}: distance {v.distance:.3f} {sign} threshold {v.threshold:.3f} ({source})")
     sys.exit(0 if v.same else 1)
 
 
@@ -394,7 +394,8 @@ def status(config: Config, as_json: bool) -> None:
                (f", {c.stale_faces} of other models" if c.stale_faces else ""))
     click.echo(f"people:    {c.people}")
     if s.model_version is not None:
-        click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})")
+        click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})"
+                   if s.threshold_far is not None else f"model:     {s.model_version} (threshold {s.threshold:.3f})")
         click.echo(f"index:     {s.index_type}, {s.index_size} vectors")
     else:
         click.echo("model:     missing")
@@ -404,6 +405,152 @@ def status(config: Config, as_json: bool) -> None:
             click.echo(f"  {path}: {reason}")
     if s.note:
         note(s.note)
+
+
+# -- the training and evaluation toolkit ------------------------------------------------------------------------
+
+
+def _shares(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or parts[1] <= 0:
+        raise click.BadParameter(f"{text!r}: give three shares, train,validation,test, e.g. 0.6,0.2,0.2")
+    return parts
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoints, history.csv, loss.png, split.csv, evaluation JSON and plots.")
+@click.option("--loss", type=click.Choice(["triplet", "contrastive", "pairs"]), default="triplet", show_default=True,
+              help="triplet: batch-hard triplet loss; contrastive: contrastive siamese; pairs: siamese pair classifier.")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Batches of 32 x 4 photos.")
+@click.option("--split", default="0.9,0.1,0", show_default=True,
+              help="Shares of identities for train,validation,test (identity-disjoint, seeded; saved as split.csv).")
+@click.option("--softmax-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the cosine-margin softmax added to the loss (0 for the loss alone).")
+@click.option("--max-hours", type=float, default=0.0, help="Stop with a checkpoint after this long; rerun to resume.")
+@click.option("--no-lfw", is_flag=True, help="Skip the LFW View 2 evaluation at the end.")
+@click.option("--ship", is_flag=True, help="Copy the trained extractor into models/weights with its model card.")
+@click.pass_obj
+@reports_errors
+def train(config: Config, run_dir: Path, loss: str, steps: int, split: str, softmax_weight: float,
+          max_hours: float, no_lfw: bool, ship: bool) -> None:
+    """Train an extractor on FACESEARCH_DATA/train (resumable).
+
+    Rerun the same command after a stop to resume from the last checkpoint.
+
+    Builds the aligned-chip cache first if it is missing (FACESEARCH_CACHE), trains with checkpoints, then
+    writes the loss curve, calibrates thresholds on the validation identities, evaluates the test
+    identities (if --split gives them a share) and LFW View 2.
+
+    \b
+    Example:
+        facesearch train --run runs/triplet --loss triplet --steps 2000
+        facesearch train --run runs/pairs --loss pairs --split 0.6,0.2,0.2 --softmax-weight 0
+    """
+    from facesearch import toolkit
+
+    run = toolkit.train(config, run_dir, loss=loss, steps=steps, split=_shares(split), softmax_weight=softmax_weight,
+                        max_hours=max_hours, ship=ship, lfw=not no_lfw, log=note)
+    click.echo(f"run folder: {run}")
+
+
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the JSON results and the ROC, histogram and confusion-matrix PNGs.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A training run whose held-out test identities to evaluate too (and whose pair head, for --loss pairs).")
+@click.option("--no-lfw", is_flag=True, help="Skip LFW View 2.")
+@click.pass_obj
+@reports_errors
+def evaluate(config: Config, out_dir: Path, run_dir: Path | None, no_lfw: bool) -> None:
+    """Evaluate the extractor on LFW View 2 and a run's test identities.
+
+    The extractor is --model (default the shipped one); LFW View 2 uses the standard 10-fold protocol.
+
+    Prints accuracy (mean and std over folds), ROC AUC, EER, TAR at FAR 1e-3 and 1e-2 and the threshold;
+    writes them as JSON with ROC, distance histograms and a confusion matrix as PNGs.
+
+    \b
+    Example:
+        facesearch evaluate --out eval/
+        facesearch --model runs/pairs/extractor.keras evaluate --run runs/pairs --out eval-pairs/
+    """
+    from facesearch import toolkit
+
+    results = toolkit.evaluate(config, out_dir, run=run_dir, lfw=not no_lfw, log=note)
+    for name, r in results.items():
+        click.echo(f"{name}: accuracy {100 * r['accuracy_mean']:.2f} % +- {100 * r['accuracy_std']:.2f}, "
+                   f"AUC {r['roc_auc']:.4f}, EER {100 * r['eer']:.2f} %, TAR@FAR1e-3 {100 * r['tar_at_far_1e-3']:.2f} %, "
+                   f"TAR@FAR1e-2 {100 * r['tar_at_far_1e-2']:.2f} %, threshold {r['threshold_mean']:.4f}")
+    click.echo(f"results and plots in {out_dir}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--far", type=click.FloatRange(1e-6, 0.5), default=1e-3, show_default=True,
+              help="The false-accept rate to hold the threshold to.")
+@click.option("--dry-run", is_flag=True, help="Measure and print, but do not store the threshold.")
+@click.pass_obj
+@reports_errors
+def calibrate(config: Config, folder: Path, far: float, dry_run: bool) -> None:
+    """Pick the threshold for a false-accept rate on your own photos.
+
+    FOLDER holds one subfolder of photos per person (the more people and photos, the better the estimate).
+    The threshold, with the true-accept rate measured at it, is stored in the home for the current model;
+    `verify`, `who` and `search` use it until the model changes. `--threshold` still overrides it.
+
+    \b
+    Example:
+        facesearch calibrate my-labelled-photos/ --far 1e-3
+    """
+    from facesearch import toolkit
+
+    cal = toolkit.calibrate(folder, config.home, api.load_extractor(config), api.load_detector(config), far=far,
+                            store=not dry_run)
+    click.echo(f"threshold {cal.threshold:.4f} for FAR {far:g}: true-accept rate {100 * cal.tar:.2f} %, "
+               f"false-accept rate measured {100 * cal.far_measured:.3f} % "
+               f"({cal.people} people, {cal.photos} photos, {cal.pairs_same} same and {cal.pairs_different} different pairs)")
+    if cal.note:
+        note(f"note: {cal.note}")
+    for path in cal.no_face:
+        note(f"  no face found, left out: {path}")
+    click.echo("not stored (--dry-run)" if dry_run else f"stored in {config.home} for model {cal.model_version}")
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, its plots and faces.csv.")
+@click.option("--max-photos", type=click.IntRange(min=1), default=None, help="Measure a seeded sample (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.pass_obj
+@reports_errors
+def report(config: Config, dataset: Path, out_dir: Path, max_photos: int | None, seed: int) -> None:
+    """Write an exploratory report of a face dataset.
+
+    Photos per identity, and face size, detector score, yaw, roll, brightness, contrast and sharpness
+    measured on every face, with histograms, a correlation heatmap, a CSV of the per-face table and one
+    Markdown page that shows them all.
+
+    DATASET is one folder per identity, an LFW folder (with pairs.txt) or a folder of photos with an
+    identity file (`photo identity` lines).
+
+    \b
+    Example:
+        facesearch report ../shared/data/train --out report/ --max-photos 2000
+    """
+    from models.datasets import DatasetError, load_dataset
+    from models.report import build_report
+
+    try:
+        ds = load_dataset(dataset)
+    except DatasetError as e:
+        raise Failure(str(e)) from None
+    page = build_report(ds, out_dir, detector=api.load_detector(config), max_photos=max_photos, seed=seed)
+    click.echo(page)
 
 
 def _box_text(box) -> str:

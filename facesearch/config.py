@@ -1,6 +1,8 @@
 """Configuration: one frozen dataclass rooted at the home folder. This is the only module that reads the
 environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
-file in the home) and FACESEARCH_MODEL (the extractor's weights, default the shipped model)."""
+file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), and for the
+training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data) and FACESEARCH_CACHE (where
+aligned-chip caches go, default ~/.cache/facesearch)."""
 from __future__ import annotations
 
 import os
@@ -29,6 +31,8 @@ class Config:
     max_side: int = 1280  # photos are detected on a copy at most this long
     min_face_px: int = 20  # smallest face searched for, in pixels of that copy
     min_score: float = 0.9  # detector confidence below which a face is dropped
+    data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
+    chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
 
     @property
     def index_path(self) -> Path:
@@ -47,4 +51,7 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
     home_path = Path(home or env.get("FACESEARCH_HOME") or DEFAULT_HOME).expanduser().absolute()
     db_url = db or env.get("FACESEARCH_DB") or sqlite_url(home_path / DB_FILE)
     model_path = Path(model or env.get("FACESEARCH_MODEL") or DEFAULT_MODEL).expanduser()
+    options.setdefault("data_dir", Path(env.get("FACESEARCH_DATA") or "../shared/data").expanduser().absolute())
+    if env.get("FACESEARCH_CACHE"):
+        options.setdefault("chips_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "chips")
     return Config(home=home_path, db_url=db_url, model_path=model_path, **options)

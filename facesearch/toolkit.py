@@ -98,3 +98,59 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
         tmp.write_text(cal.to_json())
         tmp.replace(Path(home) / CALIBRATION_FILE)
     return cal
+
+
+def train(config, run: Path, loss: str = "triplet", steps: int = 2000, split: tuple = (0.9, 0.1, 0.0),
+          softmax_weight: float = 1.0, max_hours: float = 0.0, ship: bool = False, lfw: bool = True,
+          log=print) -> Path:
+    """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
+    into models/weights with its model card. Returns the run folder."""
+    from models.extractor import WEIGHTS_DIR
+    from models.runs import run_training, ship as ship_run
+    from models.train import LOSSES, TrainConfig
+
+    if loss not in LOSSES:
+        raise FacesearchError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    _require_data(config.data_dir / "train")
+    cfg = TrainConfig(chips=str(config.chips_dir / "train"), run=str(run), loss=loss, steps=steps, split=split,
+                      softmax_weight=softmax_weight, max_hours=max_hours)
+    run = run_training(cfg, config.data_dir, config.chips_dir, log=log, evaluate_lfw_too=lfw)
+    if ship and (run / "lfw.json").exists():
+        ship_run(run, WEIGHTS_DIR, log=log)
+    return run
+
+
+def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=print) -> dict:
+    """Evaluate the configured extractor: LFW View 2 (10 folds) and, given a training run with a test split,
+    its held-out test identities. Writes NAME.json and ROC, distance-histogram and confusion PNGs into `out`;
+    returns {name: numbers}."""
+    from models.chips import load_cache
+    from models.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
+    from models.extractor import Extractor
+    from models.runs import _pair_head, _split_chips, lfw_chips
+
+    extractor = Extractor(config.model_path)
+    pair_head = _pair_head(run) if run else None
+    results = {}
+    if run is not None:
+        split = Path(run) / "split.csv"
+        if not split.exists() or ",test" not in split.read_text():
+            raise FacesearchError(f"{split}: no test identities in this run (train with --split 0.6,0.2,0.2)")
+        chips, names = _split_chips(Path(run), load_cache(config.chips_dir / "train"), "test")
+        labels = np.unique(names, return_inverse=True)[1]
+        r, d, same = evaluate_identities(extractor, chips, labels, pair_head=pair_head)
+        write_evaluation(r, d, same, out, "test-split")
+        results["test-split"] = r
+        log(f"test split: accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}")
+    if lfw:
+        _require_data(config.data_dir / "lfw")
+        r = evaluate_lfw(extractor, config.data_dir / "lfw", lfw_chips(config.data_dir, config.chips_dir),
+                         pair_head=pair_head)
+        write_evaluation(r, np.array(r.pop("distances")), np.array(r.pop("same")), out, "lfw-view2")
+        results["lfw-view2"] = r
+    return results
+
+
+def _require_data(path: Path) -> None:
+    if not Path(path).exists():
+        raise PhotoNotFound(f"{path}: not found. Point FACESEARCH_DATA at the face data folder (it holds train/ and lfw/).")
