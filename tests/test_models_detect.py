@@ -11,11 +11,6 @@ from models.detect import Detector, main_face
 from models.image import read_image
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return Detector()
-
-
 def test_detects_the_centred_lfw_face(detector, data_dir):
     photos = lfw_photos("Colin_Powell")[:8]
     images = [read_image(p) for p in photos]
