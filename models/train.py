@@ -155,8 +155,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     start_step = int(step_var.numpy())
     data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step)
-    if start_step == 0:
-        log(f"input pipeline alone: {measure_pipeline(data):.0f} images/s")
+    if not (run / "pipeline.json").exists():
+        # the pipeline must outrun the training step, or training waits for input
+        ips = measure_pipeline(data)
+        (run / "pipeline.json").write_text(json.dumps({"pipeline_images_per_s": round(ips, 1)}))
+        log(f"input pipeline alone: {ips:.0f} images/s")
     history = run / "history.csv"
     new_history = not history.exists()
     with open(history, "a", newline="") as hist_fh:
