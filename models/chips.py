@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,22 +28,19 @@ class ChipSet:
     found: np.ndarray  # (n,) bool: a face was detected (else the chip is the centre of the photo)
     scores: np.ndarray  # (n,) float32 detector score, 0 where none was found
     paths: tuple[str, ...]
+    reasons: tuple[str, ...] = ()  # per photo: why no face was found ("" where one was)
 
 
 def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipSet:
     """Detect and align the main face of each photo. With `canvas`, photos that fit are centred on a black
     square of that side before detection, so photos of varied sizes batch together and tight crops get a
     margin; landmarks are mapped back to the photo."""
-    images, offsets, reasons = [], [], []
-    for p in paths:
-        try:
-            img = read_image(p)
-        except ImageError as e:
-            img, reasons_ = np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8), str(e)
-            reasons.append(reasons_)
-        else:
-            reasons.append("")
-        images.append(img)
+    # decoding releases the GIL: threads read the photos in parallel while MTCNN uses every core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        decoded = list(pool.map(_read_or_reason, paths))
+    images = [img for img, _ in decoded]
+    reasons = [why for _, why in decoded]
+    offsets = []
     padded = []
     for img in images:
         h, w = img.shape[:2]
@@ -64,12 +62,21 @@ def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipS
         shifted = [_shift(f, -ox, -oy) for f in faces]
         face = main_face(shifted, w, h) if not reasons[i] else None
         if face is None:
+            reasons[i] = reasons[i] or "no face found by MTCNN; chip cut from the centre of the photo"
             face = centre_face(w, h)
         else:
             found[i] = True
             scores[i] = face.score
         chips[i] = align(img, face)
-    return ChipSet(chips, found, scores, tuple(str(p) for p in paths))
+    return ChipSet(chips, found, scores, tuple(str(p) for p in paths), tuple(reasons))
+
+
+def _read_or_reason(path: Path) -> tuple[np.ndarray, str]:
+    """The decoded photo and "", or a black stand-in and the reason it could not be read."""
+    try:
+        return read_image(path), ""
+    except ImageError as e:
+        return np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8), str(e)
 
 
 def _shift(face, dx: float, dy: float):
@@ -93,7 +100,7 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
         result = chip_photos(chunk, detector, canvas=canvas)
         tmp = out / f".shard-{s:05d}.tmp.npz"
         np.savez(tmp, chips=result.chips, found=result.found, scores=result.scores,
-                 paths=np.array(result.paths))
+                 paths=np.array(result.paths), reasons=np.array(result.reasons))
         os.replace(tmp, out / f"shard-{s:05d}.npz")
         bar.update(1)
     bar.close()
@@ -101,9 +108,9 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
     with open(out / "no_face.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
-        for p, ok in zip(cache.paths, cache.found):
+        for p, ok, why in zip(cache.paths, cache.found, cache.reasons):
             if not ok:
-                writer.writerow([p, "no face found by MTCNN; chip cut from the centre"])
+                writer.writerow([p, why])
     return out
 
 
@@ -119,7 +126,15 @@ def load_cache(out: str | Path) -> ChipSet:
         np.concatenate([p["found"] for p in parts]),
         np.concatenate([p["scores"] for p in parts]),
         tuple(str(x) for p in parts for x in p["paths"]),
+        tuple(why for p in parts for why in _reasons(p)),
     )
+
+
+def _reasons(shard) -> list[str]:
+    if "reasons" in shard:
+        return [str(x) for x in shard["reasons"]]
+    # shards written before reasons were stored: only "no face found" can have happened there
+    return ["" if ok else "no face found by MTCNN; chip cut from the centre of the photo" for ok in shard["found"]]
 
 
 def _bar(total: int, enabled: bool, desc: str):

@@ -19,13 +19,14 @@ IDENTITIES = 12
 
 @pytest.fixture(scope="module")
 def small_train(data_dir, tmp_path_factory) -> Path:
-    """A folder-per-identity copy of 12 training identities with (up to) 8 photos each."""
+    """A folder-per-identity copy of 12 training identities with (up to) 8 photos each, and one broken file."""
     root = tmp_path_factory.mktemp("train")
     names = sorted(p.name for p in (data_dir / "train").iterdir() if p.name.startswith("celeba-"))[:IDENTITIES]
     for name in names:
         (root / name).mkdir()
         for photo in sorted((data_dir / "train" / name).glob("*.jpg"))[:8]:
             shutil.copy(photo, root / name / photo.name)
+    (root / names[0] / "zz-broken.jpg").write_bytes(b"this is no photo")
     return root
 
 
@@ -41,6 +42,11 @@ def test_chip_cache_is_complete_and_resumable(chips, small_train):
     photos = [str(p) for p in load_folders(small_train).paths]
     assert list(cache.paths) == photos and len(photos) > IDENTITIES * 7
     assert cache.chips.shape[1:] == (112, 112, 3) and cache.found.mean() > 0.85
+    no_face = {r["path"]: r["reason"] for r in csv.DictReader(open(chips / "no_face.csv"))}
+    broken = [p for p in photos if p.endswith("zz-broken.jpg")]
+    assert len(broken) == 1 and "not an image" in no_face[broken[0]]
+    assert set(no_face) == {p for p, ok in zip(cache.paths, cache.found) if not ok}
+    assert all(why for why in no_face.values())
     shards = sorted(chips.glob("shard-*.npz"))
     stamp = shards[0].stat().st_mtime_ns
     shards[-1].unlink()  # as if killed before the last shard
