@@ -9,7 +9,6 @@ Writes RUNS/compare.md (the table the README shows) and RUNS/compare.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -17,18 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import parser  # noqa: E402
 
 from models.runs import run_training  # noqa: E402
 from models.train import LOSSES, TrainConfig  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("FACESEARCH_DATA", str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--chips", default=os.path.expanduser("~/.cache/facesearch/chips"))
+    ap = parser(__doc__)
     ap.add_argument("--out", default="runs/compare")
     ap.add_argument("--steps", type=int, default=400)
     args = ap.parse_args()

@@ -10,24 +10,21 @@ extractor.json and the model card. `facesearch train` runs the same stages.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, parser  # noqa: E402
 
 from models.runs import run_training, ship  # noqa: E402
 from models.train import LOSSES, TrainConfig  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("FACESEARCH_DATA", str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--chips", default=os.path.expanduser("~/.cache/facesearch/chips"))
+    ap = parser(__doc__)
     ap.add_argument("--run", required=True, help="run folder (checkpoints, history, outputs)")
     ap.add_argument("--loss", choices=LOSSES, default="triplet")
     ap.add_argument("--steps", type=int, default=2000)
