@@ -6,6 +6,8 @@ face, and counted.
 """
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -99,13 +101,15 @@ def evaluate_lfw(extractor, lfw_root: str | Path, chips: ChipSet, progress: bool
     """LFW View 2 10-fold numbers for `extractor`, `chips` being the chip cache of the pairs' photos.
     The per-pair distances and same flags come back too, under "distances" and "same"."""
     pairs = load_lfw_pairs(lfw_root)
-    row = {p: i for i, p in enumerate(chips.paths)}
-    missing = [str(p.a) for p in pairs if str(p.a) not in row] + [str(p.b) for p in pairs if str(p.b) not in row]
+    # the cache may name photos by relative paths: compare them resolved
+    row = {os.path.realpath(p): i for i, p in enumerate(chips.paths)}
+    key = functools.lru_cache(maxsize=None)(lambda p: os.path.realpath(p))
+    missing = [str(p.a) for p in pairs if key(p.a) not in row] + [str(p.b) for p in pairs if key(p.b) not in row]
     if missing:
         raise ValueError(f"chip cache lacks {len(missing)} LFW photos, e.g. {missing[0]}: rebuild it")
     emb = embed_chipset(extractor, chips, progress=progress)
-    a = np.array([row[str(p.a)] for p in pairs])
-    b = np.array([row[str(p.b)] for p in pairs])
+    a = np.array([row[key(p.a)] for p in pairs])
+    b = np.array([row[key(p.b)] for p in pairs])
     d = pair_distances(emb[a], emb[b], pair_head)
     same = np.array([p.same for p in pairs])
     result = ten_fold(d, same, np.array([p.fold for p in pairs]))
