@@ -25,6 +25,7 @@ def write_card(run: Path, out: Path) -> None:
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    used = lambda far: " (used by `verify`, `who` and `search`)" if meta["threshold_far"] == far else ""  # noqa: E731
     text = f"""# Model card: facesearch extractor `{meta['version']}`
 
 Written by `scripts/train_extractor.py --ship` from the run's own files on {time.strftime('%Y-%m-%d')}
@@ -71,8 +72,8 @@ On {calib['photos']} photos of {calib['identities']} held-out identities ({calib
 
 | false-accept rate | threshold | true-accept rate |
 | --- | --- | --- |
-| 1e-2 (used by `verify` and `who`) | {calib['threshold_far_1e-2']:.4f} | {pct(calib['tar_at_far_1e-2'])} |
-| 1e-3 | {calib['threshold_far_1e-3']:.4f} | {pct(calib['tar_at_far_1e-3'])} |
+| 1e-2{used(1e-2)} | {calib['threshold_far_1e-2']:.4f} | {pct(calib['tar_at_far_1e-2'])} |
+| 1e-3{used(1e-3)} | {calib['threshold_far_1e-3']:.4f} | {pct(calib['tar_at_far_1e-3'])} |
 
 ## Evaluation: LFW View 2, standard 10-fold protocol
 

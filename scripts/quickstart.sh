@@ -17,12 +17,14 @@ export FACESEARCH_HOME="$DEMO/home"
 mkdir -p "$DEMO/enroll" "$DEMO/gallery"
 # Enrolled: photos 1-3 of four people. Gallery: their photos 4-18, plus 60 photos of people never enrolled.
 for person in George_W_Bush Colin_Powell Tony_Blair Gerhard_Schroeder; do
+  photos=("$LFW/$person"/*.jpg)
   mkdir -p "$DEMO/enroll/$person"
-  ls "$LFW/$person"/*.jpg | head -n 3 | xargs -I{} cp {} "$DEMO/enroll/$person/"
-  ls "$LFW/$person"/*.jpg | sed -n '4,18p' | xargs -I{} cp {} "$DEMO/gallery/"
+  cp "${photos[@]:0:3}" "$DEMO/enroll/$person/"
+  cp "${photos[@]:3:15}" "$DEMO/gallery/"
 done
 for person in Jennifer_Aniston Serena_Williams Vladimir_Putin Jacques_Chirac Ariel_Sharon Hugo_Chavez; do
-  ls "$LFW/$person"/*.jpg | head -n 10 | xargs -I{} cp {} "$DEMO/gallery/"
+  photos=("$LFW/$person"/*.jpg)
+  cp "${photos[@]:0:10}" "$DEMO/gallery/"
 done
 
 set -x

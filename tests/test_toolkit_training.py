@@ -91,4 +91,4 @@ def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, 
     assert 0.0 <= test["accuracy_mean"] <= 1.0 and test["identities"] == 2
     meta = json.loads((run / "extractor.json").read_text())
     calib = json.loads((run / "calibration.json").read_text())
-    assert meta["threshold"] == calib["threshold_far_1e-2"] and meta["threshold_far"] == 0.01
+    assert meta["threshold"] == calib["threshold_far_1e-3"] and meta["threshold_far"] == 1e-3
