@@ -16,8 +16,8 @@ from models.train import TrainConfig, identity_of
 
 # The threshold `verify` and `who` use by default: calibrated on validation identities for this FAR.
 # Not 1e-2: `who` compares a face with every enrolled face, so false accepts add up; with the first model
-# 1e-2 named 10 of 30 never-enrolled people in the end-to-end test gallery, 1e-3 none (and 44 rather than
-# 46 of 50 enrolled people's photos were still named right).
+# 1e-2 named 10 of 30 never-enrolled people as someone, 1e-3 none, while 45 rather than 46 of 50 photos of
+# enrolled people were still named right (scripts/threshold_check.py).
 SHIPPED_FAR = 1e-3
 
 # Training photos (at most 128 px) are centred on a black square this large before detection: they batch
