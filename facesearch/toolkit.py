@@ -127,16 +127,16 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
     from models.chips import load_cache
     from models.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
     from models.extractor import Extractor
-    from models.runs import _pair_head, _split_chips, lfw_chips
+    from models.runs import load_pair_head, split_chips, lfw_chips
 
     extractor = Extractor(config.model_path)
-    pair_head = _pair_head(run) if run else None
+    pair_head = load_pair_head(run) if run else None
     results = {}
     if run is not None:
         split = Path(run) / "split.csv"
         if not split.exists() or ",test" not in split.read_text():
             raise FacesearchError(f"{split}: no test identities in this run (train with --split 0.6,0.2,0.2)")
-        chips, names = _split_chips(Path(run), load_cache(config.chips_dir / "train"), "test")
+        chips, names = split_chips(Path(run), load_cache(config.chips_dir / "train"), "test")
         labels = np.unique(names, return_inverse=True)[1]
         r, d, same = evaluate_identities(extractor, chips, labels, pair_head=pair_head)
         write_evaluation(r, d, same, out, "test-split")

@@ -6,7 +6,6 @@ face, and counted.
 """
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -103,13 +102,13 @@ def evaluate_lfw(extractor, lfw_root: str | Path, chips: ChipSet, progress: bool
     pairs = load_lfw_pairs(lfw_root)
     # the cache may name photos by relative paths: compare them resolved
     row = {os.path.realpath(p): i for i, p in enumerate(chips.paths)}
-    key = functools.lru_cache(maxsize=None)(lambda p: os.path.realpath(p))
-    missing = [str(p.a) for p in pairs if key(p.a) not in row] + [str(p.b) for p in pairs if key(p.b) not in row]
+    wanted = [os.path.realpath(p) for pair in pairs for p in (pair.a, pair.b)]
+    missing = [p for p in wanted if p not in row]
     if missing:
         raise ValueError(f"chip cache lacks {len(missing)} LFW photos, e.g. {missing[0]}: rebuild it")
     emb = embed_chipset(extractor, chips, progress=progress)
-    a = np.array([row[key(p.a)] for p in pairs])
-    b = np.array([row[key(p.b)] for p in pairs])
+    a = np.array([row[p] for p in wanted[0::2]])
+    b = np.array([row[p] for p in wanted[1::2]])
     d = pair_distances(emb[a], emb[b], pair_head)
     same = np.array([p.same for p in pairs])
     result = ten_fold(d, same, np.array([p.fold for p in pairs]))

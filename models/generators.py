@@ -194,8 +194,8 @@ def make_triplets(labels, count: int, seed: int) -> np.ndarray:
 
 class PKSampler:
     """Batches of P identities x K photos: P distinct identities drawn from those with two or more photos,
-    then K of each one's photos (drawn with replacement when it has fewer than K). Seeded; the batches are
-    those `models.train.PKSampler` drew for the same labels, P, K and seed.
+    then K of each one's photos (drawn with replacement when it has fewer than K). Seeded: the same labels,
+    P, K and seed give the same batches.
 
     >>> PKSampler([0, 0, 1, 1, 1, 2], p=2, k=3, seed=0).batch().shape   # identity 2 has one photo: never drawn
     (6,)

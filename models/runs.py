@@ -55,12 +55,12 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
                                     "threshold_far": SHIPPED_FAR, "flip": True, "loss": cfg.loss}, indent=2))
     from models.extractor import Extractor
 
-    pair_head = _pair_head(run)
+    pair_head = load_pair_head(run)
     calib_file = run / "calibration.json"
     if not calib_file.exists():
         from models.evaluate import calibrate, embed_chipset
 
-        val, names = _split_chips(run, load_cache(cfg.chips), "val")
+        val, names = split_chips(run, load_cache(cfg.chips), "val")
         calib = calibrate(embed_chipset(Extractor(weights), val), names)
         calib.update(photos=int(len(names)), identities=int(len(set(names.tolist()))))
         calib_file.write_text(json.dumps(calib, indent=2))
@@ -75,7 +75,7 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     if cfg.split[2] > 0 and not (run / "test.json").exists():
         from models.evaluate import evaluate_identities, write_evaluation
 
-        test, names = _split_chips(run, load_cache(cfg.chips), "test")
+        test, names = split_chips(run, load_cache(cfg.chips), "test")
         labels = np.unique(names, return_inverse=True)[1]
         result, d, same = evaluate_identities(extractor, test, labels, pair_head=pair_head)
         write_evaluation(result, d, same, run, "test")
@@ -115,7 +115,7 @@ def lfw_chips(data: Path, chips_root: Path):
     return load_cache(cache)
 
 
-def _split_chips(run: Path, cache, which: str):
+def split_chips(run: Path, cache, which: str):
     """The chips (faces found only) and identity names of one part of the run's split."""
     from models.chips import ChipSet
 
@@ -127,7 +127,8 @@ def _split_chips(run: Path, cache, which: str):
                    tuple(p for p, k in zip(cache.paths, keep) if k)), names[keep]
 
 
-def _pair_head(run: Path):
+def load_pair_head(run: Path):
+    """The pair classifier's head saved by a `pairs` run, or None for the other objectives."""
     f = run / "pair_head.keras"
     if not f.exists():
         return None

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from models.chips import ChipSet, load_cache
-from models.generators import PKSampler  # noqa: F401  (re-exported: the sampler training uses)
 
 
 LOSSES = ("triplet", "contrastive", "pairs")

@@ -6,7 +6,8 @@ import pytest
 
 from models.metrics import (accuracy_at, best_threshold, eer, roc, roc_auc, tar_at_far, ten_fold,
                             threshold_at_far)
-from models.train import PKSampler, split_identities
+from models.generators import PKSampler
+from models.train import split_identities
 
 
 def test_best_threshold_separates_a_separable_set():

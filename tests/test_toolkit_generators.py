@@ -127,15 +127,6 @@ def test_pk_sampler_batches():
         PKSampler(np.repeat(np.arange(4), 2), p=8, k=2, seed=0)
 
 
-def test_pk_sampler_draws_the_batches_training_drew():
-    from models.train import PKSampler as TrainingSampler
-
-    labels = np.repeat(np.arange(30), np.arange(30) % 7 + 1)
-    mine, theirs = PKSampler(labels, p=6, k=4, seed=11), TrainingSampler(labels, p=6, k=4, seed=11)
-    for _ in range(10):
-        np.testing.assert_array_equal(mine.batch(), theirs.batch())
-
-
 def pk_batch(seed: int, p: int = 6, k: int = 4, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(p * k, dim)).astype(np.float32)
