@@ -92,6 +92,8 @@ maximising accuracy on the other nine is applied to it.
 
 Reproduce: `python scripts/evaluate_lfw.py` (rebuilds the LFW chip cache if needed and prints these numbers).
 
+![training losses](loss.png) ![LFW ROC](lfw-view2-roc.png) ![LFW distances](lfw-view2-distances.png)
+
 ## Limits
 
 A first, short training run on 2 CPU cores and about 1,200 identities: far weaker than large face networks.

@@ -148,6 +148,9 @@ def _version(weights: Path, loss: str = "triplet") -> str:
     return f"fs-{loss}-{time.strftime('%Y%m%d')}-{digest}"
 
 
+FIGURES = ("loss.png", "lfw-view2-roc.png", "lfw-view2-distances.png")
+
+
 def ship(run: Path, dest: Path, log=print) -> None:
     """Copy the run's extractor into `dest` (models/weights) with extractor.json and the model card."""
     from models.card import write_card
@@ -160,5 +163,8 @@ def ship(run: Path, dest: Path, log=print) -> None:
     shutil.copyfile(run / "extractor.keras", dest / "extractor.keras.tmp")
     (dest / "extractor.keras.tmp").replace(dest / "extractor.keras")
     (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
+    for figure in FIGURES:  # shown in the model card
+        if (run / figure).exists():
+            shutil.copyfile(run / figure, dest / figure)
     write_card(run, dest / "MODEL_CARD.md")
     log(f"shipped {meta['version']} to {dest}")
