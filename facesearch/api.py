@@ -22,12 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import INDEXED_FACE, connect, session_factory
 from facesearch.config import Config
 from facesearch.errors import (
-    BadOutputPath, DatabaseUnavailable, EmptyHome, InvalidName, ModelMismatch, ModelNotFound,
+    BadOutputPath, DatabaseDamaged, DatabaseUnavailable, EmptyHome, InvalidName, ModelMismatch, ModelNotFound,
     NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
 )
 from indexer import (
-    PHOTO_SUFFIXES, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
-    index_paths, is_photo, reembed_stale, scan,
+    PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
+    check_gallery, index_paths, is_photo, reembed_stale, repair_index, scan,
 )
 from indexer.pipeline import FaceDetector, FaceExtractor, reason_of
 from models.extractor import ModelInfo
@@ -36,7 +36,7 @@ from models.image import ImageError, read_image
 
 __all__ = [
     "FaceAnswer", "PhotoAnswer", "Verdict", "Sighting", "PersonSummary", "Forgotten", "Status", "EnrollReport",
-    "IndexReport", "ReembedReport", "index", "reindex", "enroll", "enroll_folders", "who", "verify", "search",
+    "IndexReport", "ReembedReport", "CheckReport", "Checked", "index", "check", "reindex", "enroll", "enroll_folders", "who", "verify", "search",
     "people", "person", "forget", "status", "annotate", "check_name", "nearest_person", "load_detector",
     "load_extractor", "UNKNOWN",
 ]
@@ -182,6 +182,7 @@ def _gallery(config: Config, model: ModelInfo, create: bool):
             "Install it (for PostgreSQL: pip install psycopg2-binary), or check --db / FACESEARCH_DB."
         ) from None
     except (SQLAlchemyError, OSError) as e:
+        _raise_if_damaged(config, e)
         raise DatabaseUnavailable(
             f"cannot open the database {config.db_url}: {getattr(e, 'orig', None) or e}.\n"
             "Check --db / FACESEARCH_DB, and that the home folder is writable."
@@ -191,9 +192,20 @@ def _gallery(config: Config, model: ModelInfo, create: bool):
     try:
         yield gallery
     except SQLAlchemyError as e:
+        _raise_if_damaged(config, e)
         raise DatabaseUnavailable(f"database error on {config.db_url}: {getattr(e, 'orig', None) or e}") from None
     finally:
         gallery.close()
+
+
+def _raise_if_damaged(config: Config, error: Exception) -> None:
+    """DatabaseDamaged, naming the file, when SQLite says the file is no database or a damaged one."""
+    text = str(getattr(error, "orig", None) or error)
+    if config.db_file is not None and ("not a database" in text or "malformed" in text):
+        raise DatabaseDamaged(
+            f"{config.db_file} is damaged or is not a facesearch database ({text}).\n"
+            f"Restore it from a backup, or move it aside and index again (facesearch index FOLDER)."
+        ) from None
 
 
 def _pipeline(config: Config, detector: FaceDetector | None, extractor: FaceExtractor) -> Pipeline:
@@ -508,12 +520,17 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
     try:
         extractor = extractor or load_extractor(config)
     except ModelNotFound as e:
-        engine = connect(config.db_url)
         try:
-            with session_factory(engine)() as s:
-                counts = count_rows(s, None)
-        finally:
-            engine.dispose()
+            engine = connect(config.db_url)
+            try:
+                with session_factory(engine)() as s:
+                    counts = count_rows(s, None)
+            finally:
+                engine.dispose()
+        except SQLAlchemyError as db_error:
+            _raise_if_damaged(config, db_error)
+            raise DatabaseUnavailable(f"cannot read the database {config.db_url}: "
+                                      f"{getattr(db_error, 'orig', None) or db_error}") from None
         return Status(config.home, config.db_url, None, None, None, None, None, counts, (), note=str(e))
     with _gallery(config, extractor.info, create=False) as gallery:
         counts = gallery.counts()
@@ -522,9 +539,37 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
             note = (f"{counts.stale_faces} faces hold vectors of another extractor and are not searched.\n"
                     "Run: facesearch reindex")
         threshold, far, _ = threshold_in_use(config, extractor)
+        index_size = gallery.index.count
+        if gallery.rebuilt_because:
+            note = gallery.rebuilt_because + ("\n" + note if note else "")
         return Status(config.home, config.db_url, extractor.version, threshold,
-                      far, gallery.index_type, gallery.index.count, counts,
+                      far, gallery.index_type, index_size, counts,
                       tuple(gallery.failures()), note)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `check` found, and with `repair`, the size of the index rebuilt from the database."""
+
+    report: CheckReport
+    repaired_size: int | None = None  # vectors in the rebuilt index; None when not repaired
+
+
+def check(config: Config, *, repair: bool = False, files: bool = True,
+          extractor: FaceExtractor | None = None) -> Checked:
+    """Compare the FAISS index and the photo files with the database (the truth).
+
+    Reports face vectors missing from the index or extra in it, a missing or damaged index file, faces
+    with vectors of another model, and photos whose file is gone or changed (size, then sha256 when the
+    modification time is later than the indexing). With `repair`, the index is rebuilt from the database
+    afterwards (photos and stale faces are the user's to re-index: `index`, `reindex`).
+    """
+    _require_database(config)
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        report = check_gallery(gallery, files=files)
+        size = repair_index(gallery) if repair else None
+    return Checked(report, size)
 
 
 # -- drawing -------------------------------------------------------------------------------------------------------

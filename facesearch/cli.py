@@ -20,12 +20,13 @@ from facesearch.errors import FacesearchError
 
 EXIT_CODES = """\b
 Exit codes:
-  0  done; verify: the same person
+  0  done (index: also when some files failed; they are listed);
+     verify: the same person; check: index, files and database agree
   1  verify: different people; search: no photo of the person found;
-     forget: not confirmed
+     forget: not confirmed; check: drift found (--repair rebuilds the index)
   2  error: a missing or unreadable photo, no face where one is needed,
      an empty home (nothing enrolled or indexed), an unknown name,
-     a missing model, or a wrong option
+     a missing model, a damaged database file, or a wrong option
 \b
 Environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB
 (SQLAlchemy URL, default sqlite:///HOME/facesearch.db), FACESEARCH_MODEL."""
@@ -405,6 +406,62 @@ def status(config: Config, as_json: bool) -> None:
             click.echo(f"  {path}: {reason}")
     if s.note:
         note(s.note)
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Rebuild the index from the database (the database is the truth).")
+@click.option("--no-files", is_flag=True, help="Do not look at the photo files, only at the index.")
+@click.pass_obj
+@reports_errors
+def check(config: Config, repair: bool, no_files: bool) -> None:
+    """Check that the index and the photo files agree with the database.
+
+    Reports face vectors missing from the index or extra in it, a missing or damaged index file, faces with
+    vectors of another model (fix: facesearch reindex), and photos whose file is gone or changed (a new
+    size, or the same size with other bytes). Other commands rebuild an index that is damaged or out of step
+    on their own; --repair does it now.
+
+    \b
+    Exit codes: 0 all agree, 1 drift found (also with --repair: it
+    says what was repaired), 2 error (e.g. a damaged database).
+
+    \b
+    Example:
+        facesearch check
+        facesearch check --repair
+    """
+    checked = api.check(config, repair=repair, files=not no_files)
+    r = checked.report
+    click.echo(f"checked {r.photos_checked} photos and the index {r.index_path}")
+    if r.index_problem:
+        click.echo(f"index: {r.index_problem}")
+    if r.missing_from_index:
+        click.echo(f"index: {len(r.missing_from_index)} face vectors of the database are missing from it "
+                   f"(face ids {_ids_text(r.missing_from_index)})")
+    if r.extra_in_index:
+        click.echo(f"index: {len(r.extra_in_index)} vectors are no face of the current model in the database "
+                   f"(ids {_ids_text(r.extra_in_index)})")
+    if r.index_drift and not repair:
+        click.echo(f"  repair: facesearch --home {config.home} check --repair")
+    if r.other_model_faces:
+        click.echo(f"faces: {r.other_model_faces} hold vectors of another model and are not searched\n"
+                   "  repair: facesearch reindex")
+    for path in r.gone:
+        click.echo(f"gone: {path}")
+    for path, how in r.changed:
+        click.echo(f"changed: {path}: {how}")
+    if r.gone or r.changed:
+        click.echo("  photos moved or changed: index their folders again (facesearch index FOLDER)")
+    if checked.repaired_size is not None:
+        click.echo(f"repaired: the index was rebuilt from the database, {checked.repaired_size} vectors")
+    if r.consistent:
+        click.echo("consistent: the index and the photo files agree with the database")
+    else:
+        sys.exit(1)
+
+
+def _ids_text(ids: tuple[int, ...], most: int = 10) -> str:
+    return ", ".join(map(str, ids[:most])) + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 # -- the training and evaluation toolkit ------------------------------------------------------------------------

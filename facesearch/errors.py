@@ -41,6 +41,10 @@ class InvalidName(FacesearchError):
     """A person's name that cannot be used."""
 
 
+class DatabaseDamaged(FacesearchError):
+    """The database file is not a database, or is damaged."""
+
+
 class ModelNotFound(FacesearchError):
     """The extractor's weights or their metadata are missing."""
 

@@ -1,5 +1,6 @@
 """Folders to gallery: scanning, content hashing, batching, the FAISS vector index, and keeping the index
-and the database in step (`Gallery`)."""
+and the database in step (`Gallery`, `check_gallery`)."""
+from indexer.check import CheckReport, check_gallery, read_saved_index, repair_index
 from indexer.gallery import (
     BatchWrite, Counts, EmbeddedFace, EnrollItem, EnrollResult, Gallery, KnownPhoto, PersonCount, PhotoOutcome,
     StoredFace, count_rows,
@@ -12,6 +13,7 @@ from indexer.scan import PHOTO_SUFFIXES, Scan, hash_file, is_photo, scan
 from indexer.vectors import INDEX_TYPE, Sidecar, VectorIndex, from_bytes, to_bytes
 
 __all__ = [
+    "CheckReport", "check_gallery", "read_saved_index", "repair_index",
     "BatchWrite", "Counts", "EmbeddedFace", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
     "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrollReport", "IndexReport", "Pipeline",
     "ReadPhoto", "ReembedReport", "enroll_photos", "index_paths", "read_photo", "reason_of", "reembed_stale",

@@ -127,6 +127,7 @@ class Gallery:
         self._index: VectorIndex | None = None
         self._dirty = False
         self.rebuilt = False  # whether opening found the saved index out of step and rebuilt it
+        self.rebuilt_because: str | None = None  # why the saved index was not used, when a saved one was there
         self._register_model()
 
     @classmethod
@@ -163,7 +164,13 @@ class Gallery:
                         and sidecar.count == count and sidecar.max_id == max_id):
                     self._index = index
                     return index
+                reason = "out of step with the database"
+            else:
+                reason = "damaged or unreadable"
+            exists = self.index_path.exists()
             self._index = self.rebuild_index()
+            if exists:
+                self.rebuilt_because = f"{self.index_path} was {reason}; it was rebuilt from the database"
         return self._index
 
     @property
@@ -280,6 +287,9 @@ class Gallery:
                     photo.status, photo.error = FAILED, outcome.error
                     continue
                 photo.status, photo.error = INDEXED, None
+                # a failure recorded at this path is about a file that is now readable (or replaced)
+                s.execute(delete(PhotoRow).where(PhotoRow.path == outcome.path, PhotoRow.status == FAILED,
+                                                 PhotoRow.sha256 != outcome.sha256))
                 for ef in outcome.faces:
                     row = _face_row(ef, self.model.version, INDEXED_FACE)
                     photo.faces.append(row)

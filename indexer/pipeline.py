@@ -5,6 +5,7 @@ so the storage logic can be exercised with stand-ins and the real models load on
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -139,6 +140,12 @@ def read_photo(path: Path) -> ReadPhoto:
     return ReadPhoto(path, sha256, size, read_image(path))
 
 
+def unreadable_key(path: Path) -> str:
+    """The identity under which a file whose bytes cannot be read is recorded as failed: the sha256 of its path
+    (its content's hash is unknowable), so a rerun updates that one row."""
+    return hashlib.sha256(f"unreadable file at {path}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def reason_of(error: Exception, path: Path) -> str:
     """The message of an error about `path`, without the path it starts with."""
     text = str(error)
@@ -165,15 +172,18 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
         for first in range(0, len(found.photos), pipeline.batch_size):
             batch_paths = found.photos[first:first + pipeline.batch_size]
             hashed: list[tuple[Path, str, int]] = []
+            unreadable: list[PhotoOutcome] = []
             for p in batch_paths:
                 try:
                     sha256, size = hash_file(p)
                 except OSError as e:
-                    failed.append((str(p), f"cannot read ({e.strerror or e})"))
+                    reason = f"cannot read ({e.strerror or e})"
+                    failed.append((str(p), reason))
+                    unreadable.append(PhotoOutcome(unreadable_key(p), str(p), 0, error=reason))
                     continue
                 hashed.append((p, sha256, size))
             known = gallery.known_photos(sha for _, sha, _ in hashed)
-            write = BatchWrite()
+            write = BatchWrite(photos=unreadable)
             to_read: list[tuple[Path, str, int]] = []
             stale: list[tuple[Path, int]] = []
             for p, sha256, size in hashed:

@@ -17,7 +17,7 @@ from conftest import REPO, lfw_photos
 from facesearch import api
 from facesearch.cli import cli
 
-COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex"]
+COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex", "check"]
 
 
 @pytest.fixture
