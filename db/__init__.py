@@ -5,9 +5,10 @@
 from db.schema import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, Base, FaceRow, ModelRow, PersonRow, PhotoRow,
 )
-from db.session import connect, has_tables, session_factory, sqlite_path, sqlite_url
+from db.session import clear_write_ahead_log, connect, has_tables, session_factory, sqlite_path, sqlite_url
 
 __all__ = [
     "ENROLLED", "ENROLLED_FACE", "FAILED", "INDEXED", "INDEXED_FACE", "Base", "FaceRow", "ModelRow",
-    "PersonRow", "PhotoRow", "connect", "has_tables", "session_factory", "sqlite_path", "sqlite_url",
+    "PersonRow", "PhotoRow", "clear_write_ahead_log", "connect", "has_tables", "session_factory", "sqlite_path",
+    "sqlite_url",
 ]

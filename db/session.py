@@ -29,7 +29,8 @@ def sqlite_path(url: str) -> Path | None:
 def connect(url: str, create: bool = True) -> Engine:
     """An engine for `url` with the tables in place (created when `create` and missing).
 
-    SQLite files get write-ahead logging (readers never block the writer), a busy timeout and foreign keys.
+    SQLite files get write-ahead logging (readers never block the writer), a busy timeout, foreign keys and
+    secure deletion (deleted content is zeroed).
     """
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if is_sqlite else {})
@@ -38,6 +39,14 @@ def connect(url: str, create: bool = True) -> Engine:
     if create:
         Base.metadata.create_all(engine)
     return engine
+
+
+def clear_write_ahead_log(engine: Engine) -> None:
+    """Copy an SQLite file's write-ahead log into the database and empty it, so that no earlier version of
+    deleted rows stays in the log file; nothing for another database."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def has_tables(engine: Engine) -> bool:
@@ -55,4 +64,6 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # deleted rows are overwritten with zeros, so a forgotten person's name does not linger in free pages
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import unicodedata
-from collections.abc import Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from indexer import (
     PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
     check_gallery, index_paths, is_photo, reembed_stale, repair_index, scan,
 )
+from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor, reason_of
 from models.extractor import ModelInfo
 from models.faces import Box
@@ -168,10 +169,28 @@ def _require_database(config: Config) -> None:
 
 
 @contextmanager
-def _gallery(config: Config, model: ModelInfo, create: bool):
-    """The gallery of the home; with `create` False, EmptyHome where there is no database yet."""
+def _gallery(config: Config, model: ModelInfo, create: bool, writes: bool = False,
+             on_wait: Callable[[str], None] | None = None):
+    """The gallery of the home; with `create` False, EmptyHome where there is no database yet.
+
+    With `writes`, the home's write lock is held until the gallery is closed (its index saved): another
+    process writing to the same home is waited for, and `on_wait` told so once.
+    """
     if not create:
         _require_database(config)
+    with ExitStack() as stack:
+        if writes:
+            try:
+                stack.enter_context(hold_home(config.home, on_wait))
+            except OSError as e:
+                raise DatabaseUnavailable(
+                    f"cannot take the write lock in {config.home}: {e.strerror or e}.\n"
+                    "Check that the home folder (--home) is writable."
+                ) from None
+        yield from _open_gallery(config, model, create)
+
+
+def _open_gallery(config: Config, model: ModelInfo, create: bool):
     try:
         if create and config.db_file is not None:
             config.db_file.parent.mkdir(parents=True, exist_ok=True)
@@ -244,19 +263,22 @@ def _existing(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False,
-          detector: FaceDetector | None = None, extractor: FaceExtractor | None = None) -> IndexReport:
+          detector: FaceDetector | None = None, extractor: FaceExtractor | None = None,
+          on_wait: Callable[[str], None] | None = None) -> IndexReport:
     """Add every photo under `paths` (folders, recursively, or single photos) to the gallery.
 
     Photos already indexed (same bytes, under any path) are not read again; a photo that cannot be read is
-    recorded as failed and the run goes on. With `progress`, a progress bar is drawn on stderr.
+    recorded as failed and the run goes on. With `progress`, a progress bar is drawn on stderr. Runs on one
+    home wait for each other (`on_wait` is told when this one waits), so two never write it at once.
     """
     paths = _existing(paths)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=True) as gallery:
+    with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
         return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress)
 
 
-def reindex(config: Config, *, progress: bool = False, extractor: FaceExtractor | None = None) -> ReembedReport:
+def reindex(config: Config, *, progress: bool = False, extractor: FaceExtractor | None = None,
+            on_wait: Callable[[str], None] | None = None) -> ReembedReport:
     """Give every stored face (gallery and enrolled) a vector of the current extractor, after a model change.
 
     Faces are aligned from their stored landmarks, so nothing is detected again; photos that moved, changed
@@ -264,7 +286,7 @@ def reindex(config: Config, *, progress: bool = False, extractor: FaceExtractor 
     """
     _require_database(config)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False) as gallery:
+    with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
         # the detector is never called (faces are aligned from stored landmarks), so it never loads
         return reembed_stale(gallery, _pipeline(config, None, extractor), progress=progress)
 
@@ -284,7 +306,7 @@ def check_name(name: str) -> str:
 
 
 def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
-           extractor: FaceExtractor | None = None) -> EnrollReport:
+           extractor: FaceExtractor | None = None, on_wait: Callable[[str], None] | None = None) -> EnrollReport:
     """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`, creating the person.
 
     Photos that cannot be read or show no face are reported in `failed` and skipped. NoFaceFound when no
@@ -293,7 +315,7 @@ def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector:
     name = check_name(name)
     paths = _existing(photos)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=True) as gallery:
+    with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
         report = enroll_photos(gallery, _pipeline(config, detector, extractor), name, paths)
     if not report.added and not report.skipped:
         reasons = "\n".join(f"  {p}: {r}" for p, r in report.failed)
@@ -303,7 +325,8 @@ def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector:
 
 
 def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector | None = None,
-                   extractor: FaceExtractor | None = None) -> list[EnrollReport]:
+                   extractor: FaceExtractor | None = None,
+                   on_wait: Callable[[str], None] | None = None) -> list[EnrollReport]:
     """Enroll one person per subfolder of `root` (the subfolder's name is the person's name) from the photos
     inside it. A person for whom no photo gave a face is reported with only failures; nothing is written."""
     (root,) = _existing([root])
@@ -315,7 +338,7 @@ def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector |
     extractor = extractor or load_extractor(config)
     pipeline = _pipeline(config, detector, extractor)
     reports = []
-    with _gallery(config, extractor.info, create=True) as gallery:
+    with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
         for folder in folders:
             name = check_name(folder.name)
             photos = list(scan([folder]).photos)
@@ -501,11 +524,15 @@ def person(name: str, config: Config, *, extractor: FaceExtractor | None = None)
         raise _unknown_person(gallery, name)
 
 
-def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> Forgotten:
-    """Remove a person and their enrolled faces from the database and the index (no confirmation asked)."""
+def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None,
+           on_wait: Callable[[str], None] | None = None) -> Forgotten:
+    """Remove a person, their enrolled faces and the photos only used to enroll them from the database and the
+    index (no confirmation asked). Nothing of them stays in the home: their name and vectors are gone from the
+    database file (deleted rows are zeroed), its write-ahead log and the saved index. Their gallery photos stay
+    indexed, as unknown faces."""
     _require_database(config)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False) as gallery:
+    with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
         removed = gallery.forget(name)
         if removed is None:
             raise _unknown_person(gallery, name)
@@ -556,17 +583,18 @@ class Checked:
 
 
 def check(config: Config, *, repair: bool = False, files: bool = True,
-          extractor: FaceExtractor | None = None) -> Checked:
+          extractor: FaceExtractor | None = None, on_wait: Callable[[str], None] | None = None) -> Checked:
     """Compare the FAISS index and the photo files with the database (the truth).
 
     Reports face vectors missing from the index or extra in it, a missing or damaged index file, faces
     with vectors of another model, and photos whose file is gone or changed (size, then sha256 when the
     modification time is later than the indexing). With `repair`, the index is rebuilt from the database
-    afterwards (photos and stale faces are the user's to re-index: `index`, `reindex`).
+    afterwards (photos and stale faces are the user's to re-index: `index`, `reindex`). It waits for a run
+    writing to the home to finish, so that run's half-done work is not reported as drift.
     """
     _require_database(config)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False) as gallery:
+    with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
         report = check_gallery(gallery, files=files)
         size = repair_index(gallery) if repair else None
     return Checked(report, size)

@@ -114,7 +114,7 @@ def index(config: Config, paths: tuple[Path, ...]) -> None:
     Example:
         facesearch index ~/Pictures/2023 ~/Pictures/2024
     """
-    report = api.index(paths, config, progress=True)
+    report = api.index(paths, config, progress=True, on_wait=note)
     click.echo(f"indexed {report.new} new photos with {report.faces} faces in {report.seconds:.1f} s")
     if report.already or report.moved:
         click.echo(f"already indexed: {report.already + report.moved} photos ({report.moved} moved or renamed)")
@@ -142,7 +142,7 @@ def reindex(config: Config) -> None:
     Example:
         facesearch reindex
     """
-    report = api.reindex(config, progress=True)
+    report = api.reindex(config, progress=True, on_wait=note)
     click.echo(f"re-embedded {report.faces} faces of {report.photos} photos in {report.seconds:.1f} s")
     if report.failed:
         click.echo(f"not re-embedded: {len(report.failed)} photos")
@@ -172,11 +172,11 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
     if folders is not None:
         if name or photos:
             raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
-        reports = api.enroll_folders(folders, config)
+        reports = api.enroll_folders(folders, config, on_wait=note)
     else:
         if not name or not photos:
             raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
-        reports = [api.enroll(name, photos, config)]
+        reports = [api.enroll(name, photos, config, on_wait=note)]
     for r in reports:
         if r.added or r.skipped:
             click.echo(f"enrolled {r.name}: {len(r.added)} new faces" +
@@ -360,7 +360,7 @@ def forget(config: Config, name: str, yes: bool) -> None:
     if not yes:
         p = api.person(name, config)
         click.confirm(f"Forget {p.name} and their {p.enrolled_faces} enrolled faces?", abort=True, err=True)
-    gone = api.forget(name, config)
+    gone = api.forget(name, config, on_wait=note)
     click.echo(f"forgot {gone.name}: {gone.faces} enrolled faces removed")
 
 
@@ -430,7 +430,7 @@ def check(config: Config, repair: bool, no_files: bool) -> None:
         facesearch check
         facesearch check --repair
     """
-    checked = api.check(config, repair=repair, files=not no_files)
+    checked = api.check(config, repair=repair, files=not no_files, on_wait=note)
     r = checked.report
     click.echo(f"checked {r.photos_checked} photos and the index {r.index_path}")
     if r.index_problem:

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import (
-    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, FaceRow, ModelRow, PersonRow, PhotoRow, connect,
-    session_factory,
+    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, FaceRow, ModelRow, PersonRow, PhotoRow,
+    clear_write_ahead_log, connect, session_factory,
 )
 from indexer.vectors import INDEX_TYPE, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
@@ -193,7 +193,11 @@ class Gallery:
         return index
 
     def save_index(self) -> None:
+        """Write the index if it changed. When the database meanwhile holds other vectors than it (another
+        process wrote there), it is rebuilt from the database first, so a save never drops their vectors."""
         if self._index is not None and self._dirty:
+            if self._vector_stats() != (self._index.count, max(self._index.ids, default=-1)):
+                self.rebuild_index()
             self._index.save(self.index_path, self.model.version)
             self._dirty = False
 
@@ -353,7 +357,10 @@ class Gallery:
     def forget(self, name: str) -> tuple[int, int] | None:
         """Delete a person, their enrolled faces and the photos only used to enroll them, from the database and
         the index; faces of gallery photos assigned to them go back to unknown. Returns (faces removed,
-        photos removed), or None when no one has that name."""
+        photos removed), or None when no one has that name.
+
+        Nothing of them is left behind: their vectors leave the saved index at once, SQLite zeroes the deleted
+        rows (secure_delete) and the write-ahead log is emptied, so their name is nowhere in the home's files."""
         self._load_index()
         with self.session() as s, s.begin():
             person = s.scalar(select(PersonRow).where(PersonRow.name == name))
@@ -373,6 +380,8 @@ class Gallery:
         if self._index is not None:
             self._index.remove(np.array(face_ids, np.int64))
             self._dirty = True
+        self.save_index()
+        clear_write_ahead_log(self.engine)
         return len(face_ids), len(orphans)
 
     def person_names(self) -> list[str]:

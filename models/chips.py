@@ -100,7 +100,8 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
         result = chip_photos(chunk, detector, canvas=canvas)
         tmp = out / f".shard-{s:05d}.tmp.npz"
         np.savez(tmp, chips=result.chips, found=result.found, scores=result.scores,
-                 paths=np.array(result.paths), reasons=np.array(result.reasons))
+                 # fixed-width unicode arrays, which load without pickle
+                 paths=np.array(result.paths, dtype=str), reasons=np.array(result.reasons, dtype=str))
         os.replace(tmp, out / f"shard-{s:05d}.npz")
         bar.update(1)
     bar.close()
@@ -120,7 +121,7 @@ def load_cache(out: str | Path) -> ChipSet:
     shards = sorted(out.glob("shard-*.npz"))
     if not shards:
         raise FileNotFoundError(f"{out}: no chip shards (build the cache first)")
-    parts = [np.load(s) for s in shards]
+    parts = [np.load(s, allow_pickle=False) for s in shards]
     return ChipSet(
         np.concatenate([p["chips"] for p in parts]),
         np.concatenate([p["found"] for p in parts]),
