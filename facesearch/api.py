@@ -274,7 +274,21 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     paths = _existing(paths)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
-        return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress)
+        return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress,
+                           on_step=_tracer(config.trace_path))
+
+
+def _tracer(path: Path | None) -> Callable[[str], None] | None:
+    """For tests (FACESEARCH_TRACE): a function appending each step to `path`, one line each, written at once
+    so that a process watching the file sees it before the next step starts."""
+    if path is None:
+        return None
+
+    def trace(step: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {step}\n")
+
+    return trace
 
 
 def reindex(config: Config, *, progress: bool = False, extractor: FaceExtractor | None = None,

@@ -101,9 +101,11 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=EXISTING_PATH, metavar="PATH...")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
+              help="Advanced: photos detected and written together, one transaction each (default 16).")
 @click.pass_obj
 @reports_errors
-def index(config: Config, paths: tuple[Path, ...]) -> None:
+def index(config: Config, paths: tuple[Path, ...], batch_size: int | None) -> None:
     """Add photos to the gallery.
 
     PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by
@@ -114,6 +116,8 @@ def index(config: Config, paths: tuple[Path, ...]) -> None:
     Example:
         facesearch index ~/Pictures/2023 ~/Pictures/2024
     """
+    if batch_size is not None:
+        config = replace(config, batch_size=batch_size)
     report = api.index(paths, config, progress=True, on_wait=note)
     click.echo(f"indexed {report.new} new photos with {report.faces} faces in {report.seconds:.1f} s")
     if report.already or report.moved:

@@ -2,7 +2,8 @@
 environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
 file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), and for the
 training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data) and FACESEARCH_CACHE (where
-aligned-chip caches go, default ~/.cache/facesearch)."""
+aligned-chip caches go, default ~/.cache/facesearch). For tests only: FACESEARCH_TRACE, a file to which
+`index` appends one line per step it finishes (see `indexer.pipeline.index_paths`)."""
 from __future__ import annotations
 
 import os
@@ -33,6 +34,7 @@ class Config:
     min_score: float = 0.9  # detector confidence below which a face is dropped
     data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
+    trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it
 
     @property
     def index_path(self) -> Path:
@@ -54,4 +56,6 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
     options.setdefault("data_dir", Path(env.get("FACESEARCH_DATA") or "../shared/data").expanduser().absolute())
     if env.get("FACESEARCH_CACHE"):
         options.setdefault("chips_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "chips")
+    if env.get("FACESEARCH_TRACE"):
+        options.setdefault("trace_path", Path(env["FACESEARCH_TRACE"]).expanduser().absolute())
     return Config(home=home_path, db_url=db_url, model_path=model_path, **options)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -153,16 +153,23 @@ def reason_of(error: Exception, path: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], progress: bool = False) -> IndexReport:
+def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], progress: bool = False,
+                on_step: Callable[[str], None] | None = None) -> IndexReport:
     """Add the photos under `paths` (folders walked recursively, or single photos) to the gallery.
 
     A photo already in the database (same bytes) is not read again; found under a new path while its old
     path is gone, its path is updated. A photo that cannot be read is stored as failed with its reason and
     the run goes on. With `progress`, a bar is drawn on stderr when it is a terminal. Each batch is one
     transaction, so a run killed midway, rerun, finishes without duplicates.
+
+    `on_step`, when given, is told each step as it is done: `scanned N` (photos found), `detected N` (photos of
+    a batch detected and embedded), `written N` (a batch's transaction committed, N faces), `saving` and
+    `saved` (the index file). Tests use it to stop a run at a chosen point.
     """
+    step = on_step or (lambda _: None)
     start = time.monotonic()
     found = scan(list(paths))
+    step(f"scanned {len(found.photos)}")
     new = already = moved = reembedded = faces = 0
     failed: list[tuple[str, str]] = [(str(p), "no such file or folder") for p in found.missing]
     seen: set[str] = set()
@@ -212,7 +219,10 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 except ImageError as e:
                     failed.append((str(p), reason_of(e, p)))
                     write.photos.append(PhotoOutcome(sha256, str(p), size, error=reason_of(e, p)))
-            for (p, sha256, size), image, result in zip(readable, images, pipeline.faces_in(images)):
+            results = pipeline.faces_in(images)
+            if images:
+                step(f"detected {len(images)}")
+            for (p, sha256, size), image, result in zip(readable, images, results):
                 h, w = image.shape[:2]
                 if isinstance(result, str):
                     failed.append((str(p), result))
@@ -228,11 +238,15 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 write.vectors.extend(vectors)
                 reembedded += 1
 
-            faces += gallery.write(write)
+            added = gallery.write(write)
+            faces += added
+            step(f"written {added}")
             bar.update(len(batch_paths))
     finally:
         bar.close()
+        step("saving")
         gallery.save_index()
+        step("saved")
     return IndexReport(new, already, moved, reembedded, tuple(failed), faces, found.skipped,
                        time.monotonic() - start)
 
