@@ -35,6 +35,15 @@ def fake_extractor() -> FakeExtractor:
     return FakeExtractor()
 
 
+@pytest.fixture
+def fake_models(monkeypatch, fake_extractor, detector):
+    """The API's extractor replaced by the test double (the real detector stays); returns the double."""
+    from facesearch import api
+
+    monkeypatch.setattr(api, "load_extractor", lambda config: fake_extractor)
+    return fake_extractor
+
+
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
     """The path of the shipped extractor's weights. They are committed, so their absence fails the test."""

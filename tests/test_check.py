@@ -17,12 +17,6 @@ from fakes import FakeExtractor
 from indexer import VectorIndex
 
 
-@pytest.fixture
-def fake_models(monkeypatch, fake_extractor, detector):
-    monkeypatch.setattr(api, "load_extractor", lambda config: fake_extractor)
-    return fake_extractor
-
-
 def run(home, *args):
     return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)])
 

@@ -20,12 +20,6 @@ from facesearch.cli import cli
 COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex", "check"]
 
 
-@pytest.fixture
-def fake_models(monkeypatch, fake_extractor, detector):
-    monkeypatch.setattr(api, "load_extractor", lambda config: fake_extractor)
-    return fake_extractor
-
-
 def run(home, *args, input=None):
     return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)], input=input)
 
