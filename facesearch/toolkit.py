@@ -126,10 +126,10 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
     returns {name: numbers}."""
     from models.chips import load_cache
     from models.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
-    from models.extractor import Extractor
-    from models.runs import load_pair_head, split_chips, lfw_chips
+    from facesearch.api import load_extractor
+    from models.runs import lfw_chips, load_pair_head, split_chips
 
-    extractor = Extractor(config.model_path)
+    extractor = load_extractor(config)  # a missing model is a named error, not a traceback
     pair_head = load_pair_head(run) if run else None
     results = {}
     if run is not None:

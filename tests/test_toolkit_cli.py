@@ -97,3 +97,9 @@ def test_evaluate_a_run_without_test_identities_is_an_error(tmp_path, shipped_mo
     (run_dir / "split.csv").write_text("identity,split\na,train\nb,val\n")
     result = run(tmp_path / "home", "evaluate", "--out", tmp_path / "ev", "--run", run_dir, "--no-lfw")
     assert result.exit_code == 2 and "no test identities" in result.stderr
+
+
+def test_evaluate_with_a_missing_model_names_it(tmp_path):
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "--model", str(tmp_path / "none.keras"),
+                                      "evaluate", "--out", str(tmp_path / "ev"), "--no-lfw"])
+    assert result.exit_code == 2 and "none.keras" in result.stderr
