@@ -17,6 +17,7 @@ import numpy as np
 
 from models.align import CHIP_SIZE, align, centre_face
 from models.detect import Detector, main_face
+from models.faces import Box, Face
 from models.image import ImageError, read_image
 
 
@@ -40,26 +41,15 @@ def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipS
         decoded = list(pool.map(_read_or_reason, paths))
     images = [img for img, _ in decoded]
     reasons = [why for _, why in decoded]
-    offsets = []
-    padded = []
-    for img in images:
-        h, w = img.shape[:2]
-        if canvas and h <= canvas and w <= canvas:
-            oy, ox = (canvas - h) // 2, (canvas - w) // 2
-            board = np.zeros((canvas, canvas, 3), np.uint8)
-            board[oy:oy + h, ox:ox + w] = img
-            padded.append(board)
-            offsets.append((ox, oy))
-        else:
-            padded.append(img)
-            offsets.append((0, 0))
-    found_faces = detector.detect(padded)
+    placed = [on_canvas(img, canvas) for img in images]
+    offsets = [offset for _, offset in placed]
+    found_faces = detector.detect([board for board, _ in placed])
     chips = np.zeros((len(paths), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
     found = np.zeros(len(paths), bool)
     scores = np.zeros(len(paths), np.float32)
     for i, (img, faces, (ox, oy)) in enumerate(zip(images, found_faces, offsets)):
         h, w = img.shape[:2]
-        shifted = [_shift(f, -ox, -oy) for f in faces]
+        shifted = [shift_face(f, -ox, -oy) for f in faces]
         face = main_face(shifted, w, h) if not reasons[i] else None
         if face is None:
             reasons[i] = reasons[i] or "no face found by MTCNN; chip cut from the centre of the photo"
@@ -79,9 +69,20 @@ def _read_or_reason(path: Path) -> tuple[np.ndarray, str]:
         return np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8), str(e)
 
 
-def _shift(face, dx: float, dy: float):
-    from models.faces import Box, Face
+def on_canvas(image: np.ndarray, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """`image` centred on a black canvas x canvas square, and its offset there (x, y); as is (offset 0, 0)
+    when `canvas` is 0 or the image does not fit."""
+    h, w = image.shape[:2]
+    if not canvas or h > canvas or w > canvas:
+        return image, (0, 0)
+    oy, ox = (canvas - h) // 2, (canvas - w) // 2
+    board = np.zeros((canvas, canvas, 3), np.uint8)
+    board[oy:oy + h, ox:ox + w] = image
+    return board, (ox, oy)
 
+
+def shift_face(face: Face, dx: float, dy: float) -> Face:
+    """The same face moved by (dx, dy) pixels: box and landmarks."""
     b = face.box
     return Face(Box(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy), face.landmarks + np.float32([dx, dy]), face.score)
 

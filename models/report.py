@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from models.align import align
-from models.chips import _shift  # the same mapping of canvas coordinates back to the photo as chip_photos
+from models.chips import on_canvas, shift_face  # the same canvas and mapping back as chip_photos
 from models.datasets import Dataset
 from models.detect import Detector, main_face
 from models.faces import Face
@@ -166,17 +166,6 @@ def measure_face(image: np.ndarray, face: Face) -> dict[str, float]:
     }
 
 
-def _on_canvas(image: np.ndarray, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """`image` centred on a black canvas x canvas square, and its offset there (x, y); as is if it does not fit."""
-    h, w = image.shape[:2]
-    if not canvas or h > canvas or w > canvas:
-        return image, (0, 0)
-    oy, ox = (canvas - h) // 2, (canvas - w) // 2
-    board = np.zeros((canvas, canvas, 3), np.uint8)
-    board[oy:oy + h, ox:ox + w] = image
-    return board, (ox, oy)
-
-
 def measure_faces(paths: Sequence[str | Path], identities: Sequence[str], detector: Detector,
                   canvas: int = DEFAULT_CANVAS, chunk: int = 256,
                   progress: Callable[[int], None] | None = None) -> list[FaceMeasure]:
@@ -200,7 +189,7 @@ def measure_faces(paths: Sequence[str | Path], identities: Sequence[str], detect
                 images[i] = read_image(paths[i])
             except ImageError as e:
                 reasons[i] = f"unreadable: {e}"
-        placed = {i: _on_canvas(img, canvas) for i, img in images.items()}
+        placed = {i: on_canvas(img, canvas) for i, img in images.items()}
         readable = [i for i in part if i in images]
         found = dict(zip(readable, detector.detect([placed[i][0] for i in readable])))
         for i in part:
@@ -211,7 +200,7 @@ def measure_faces(paths: Sequence[str | Path], identities: Sequence[str], detect
             image = images[i]
             h, w = image.shape[:2]
             ox, oy = placed[i][1]
-            faces = [_shift(f, -ox, -oy) for f in found[i]]
+            faces = [shift_face(f, -ox, -oy) for f in found[i]]
             face = main_face(faces, w, h)
             if face is None:
                 rows.append(FaceMeasure(str(paths[i]), identities[i], False, no_face, w, h, 0, **nan))

@@ -16,7 +16,7 @@ LFW_ROOT = DATA / "lfw"
 
 
 @pytest.fixture(scope="module")
-def train_dir() -> Path:
+def train_dir(data_dir) -> Path:
     if not TRAIN.is_dir():
         pytest.skip(f"training photos not found at {TRAIN}: set FACESEARCH_DATA to the shared data folder")
     return TRAIN
