@@ -33,12 +33,16 @@ def augment(x):
     return tf.clip_by_value(x, -1.0, 1.0)
 
 
-def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: int, augmented: bool = True):
-    """An endless tf.data.Dataset of (images (P*K, 112, 112, 3) float32, labels (P*K,) int32) batches."""
+def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: int, augmented: bool = True,
+                 targets: np.ndarray | None = None):
+    """An endless tf.data.Dataset of (images (P*K, 112, 112, 3) float32, labels (P*K,) int32, targets) batches;
+    targets are the rows of `targets` (e.g. teacher embeddings) for those photos, or (P*K, 1) zeros."""
     import tensorflow as tf
 
     sampler = PKSampler(labels, p, k, seed)
     labels = np.asarray(labels, np.int32)
+    targets = np.zeros((len(labels), 1), np.float32) if targets is None else np.asarray(targets, np.float32)
+    width = targets.shape[1]
 
     def batches():
         while True:
@@ -46,9 +50,10 @@ def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: in
 
     def gather(idx):
         # numpy gather keeps the 1 GB chip array out of the TensorFlow graph
-        x, y = tf.numpy_function(lambda i: (chips[i], labels[i]), [idx], (tf.uint8, tf.int32))
+        x, y, t = tf.numpy_function(lambda i: (chips[i], labels[i], targets[i]), [idx],
+                                    (tf.uint8, tf.int32, tf.float32))
         x = (tf.cast(tf.reshape(x, [p * k, 112, 112, 3]), tf.float32) - 127.5) / 128.0
-        return (augment(x) if augmented else x), tf.reshape(y, [p * k])
+        return (augment(x) if augmented else x), tf.reshape(y, [p * k]), tf.reshape(t, [p * k, width])
 
     ds = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec([p * k], tf.int64))
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).prefetch(2)
@@ -57,10 +62,9 @@ def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: in
 def measure_pipeline(dataset, batches: int = 20) -> float:
     """Images per second the pipeline delivers on its own (after one warm-up batch)."""
     it = iter(dataset)
-    x, _ = next(it)
+    next(it)
     start = time.perf_counter()
     n = 0
     for _ in range(batches):
-        x, _ = next(it)
-        n += int(x.shape[0])
+        n += int(next(it)[0].shape[0])
     return n / (time.perf_counter() - start)

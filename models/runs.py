@@ -37,6 +37,11 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
         log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
         build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS)
     weights = run / "extractor.keras"
+    if cfg.distill_weight and not weights.exists():
+        from models.teacher import build_teacher
+
+        log(f"teacher (dlib) embeddings for the photos of {cfg.chips}")
+        build_teacher(cfg.chips)
     if not weights.exists():
         from models.train import train
 
@@ -52,7 +57,7 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     info = run / "extractor.json"
     if not info.exists():
         info.write_text(json.dumps({"version": _version(weights, cfg.loss), "dim": cfg.dim, "threshold": 1.0,
-                                    "threshold_far": SHIPPED_FAR, "flip": True, "loss": cfg.loss}, indent=2))
+                                    "threshold_far": SHIPPED_FAR, "flip": cfg.flip, "loss": cfg.loss}, indent=2))
     from models.extractor import Extractor
 
     pair_head = load_pair_head(run)

