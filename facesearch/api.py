@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
@@ -135,10 +136,11 @@ def _extractor(path: str) -> FaceExtractor:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(max_side: int, min_face_px: int, min_score: float, batch_size: int) -> FaceDetector:
+def _detector(max_side: int, min_face_px: int, min_score: float) -> FaceDetector:
     from models.detect import Detector
 
-    return Detector(max_side=max_side, min_face_px=min_face_px, min_score=min_score, batch_size=batch_size)
+    # the detector batches by its own measure (pixels per MTCNN call), not by --batch-size
+    return Detector(max_side=max_side, min_face_px=min_face_px, min_score=min_score)
 
 
 def load_extractor(config: Config) -> FaceExtractor:
@@ -148,7 +150,7 @@ def load_extractor(config: Config) -> FaceExtractor:
 
 def load_detector(config: Config) -> FaceDetector:
     """The MTCNN detector with the config's settings, loaded once per process."""
-    return _detector(config.max_side, config.min_face_px, config.min_score, config.batch_size)
+    return _detector(config.max_side, config.min_face_px, config.min_score)
 
 
 # -- opening a home ------------------------------------------------------------------------------------------------
@@ -275,18 +277,25 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
         return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress,
-                           on_step=_tracer(config.trace_path))
+                           on_step=_tracer(config.trace_path, config.trace_hold))
 
 
-def _tracer(path: Path | None) -> Callable[[str], None] | None:
+TRACE_HOLD_S = 30.0  # how long a traced run pauses at the held step; a test kills it meanwhile
+
+
+def _tracer(path: Path | None, hold: str | None = None) -> Callable[[str], None] | None:
     """For tests (FACESEARCH_TRACE): a function appending each step to `path`, one line each, written at once
-    so that a process watching the file sees it before the next step starts."""
+    so that a process watching the file sees it before the next step starts. After a step starting with
+    `hold` (FACESEARCH_TRACE_HOLD) it pauses for TRACE_HOLD_S, so that a kill aimed at a step that takes
+    microseconds (between writing the index file and renaming it) lands right there."""
     if path is None:
         return None
 
     def trace(step: str) -> None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{os.getpid()} {step}\n")
+        if hold and step.startswith(hold):
+            time.sleep(TRACE_HOLD_S)
 
     return trace
 

@@ -102,7 +102,8 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=EXISTING_PATH, metavar="PATH...")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
-              help="Advanced: photos detected and written together, one transaction each (default 16).")
+              help="Advanced: photos written together, one transaction each (default 16). Large photos are "
+                   "decoded and detected a few at a time (at most 100 megapixels held), whatever N is.")
 @click.pass_obj
 @reports_errors
 def index(config: Config, paths: tuple[Path, ...], batch_size: int | None) -> None:

@@ -3,7 +3,8 @@ environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchem
 file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), and for the
 training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data) and FACESEARCH_CACHE (where
 aligned-chip caches go, default ~/.cache/facesearch). For tests only: FACESEARCH_TRACE, a file to which
-`index` appends one line per step it finishes (see `indexer.pipeline.index_paths`)."""
+`index` appends one line per step it finishes (see `indexer.pipeline.index_paths`), and FACESEARCH_TRACE_HOLD,
+the start of a step's text at which `index` then pauses, so that a test can kill it exactly there."""
 from __future__ import annotations
 
 import os
@@ -28,13 +29,14 @@ class Config:
     model_path: Path = DEFAULT_MODEL
     threshold: float | None = None  # overrides the model's calibrated threshold when set
     k: int = 50  # neighbours searched per face by `who`
-    batch_size: int = 16  # photos detected and written together
+    batch_size: int = 16  # photos written together (one transaction); large ones are detected in smaller parts
     max_side: int = 1280  # photos are detected on a copy at most this long
     min_face_px: int = 20  # smallest face searched for, in pixels of that copy
     min_score: float = 0.9  # detector confidence below which a face is dropped
     data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
     trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it
+    trace_hold: str | None = None  # for tests (FACESEARCH_TRACE_HOLD): `index` pauses after steps starting so
 
     @property
     def index_path(self) -> Path:
@@ -58,4 +60,6 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
         options.setdefault("chips_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "chips")
     if env.get("FACESEARCH_TRACE"):
         options.setdefault("trace_path", Path(env["FACESEARCH_TRACE"]).expanduser().absolute())
+    if env.get("FACESEARCH_TRACE_HOLD"):
+        options.setdefault("trace_hold", env["FACESEARCH_TRACE_HOLD"])
     return Config(home=home_path, db_url=db_url, model_path=model_path, **options)

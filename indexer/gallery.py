@@ -6,7 +6,7 @@ database, and the next `Gallery` rebuilds it from the database.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,13 +192,14 @@ class Gallery:
         self.rebuilt = True
         return index
 
-    def save_index(self) -> None:
+    def save_index(self, on_step: Callable[[str], None] | None = None) -> None:
         """Write the index if it changed. When the database meanwhile holds other vectors than it (another
-        process wrote there), it is rebuilt from the database first, so a save never drops their vectors."""
+        process wrote there), it is rebuilt from the database first, so a save never drops their vectors.
+        `on_step` is told the steps of the file writes (see `indexer.vectors.write_atomic`)."""
         if self._index is not None and self._dirty:
             if self._vector_stats() != (self._index.count, max(self._index.ids, default=-1)):
                 self.rebuild_index()
-            self._index.save(self.index_path, self.model.version)
+            self._index.save(self.index_path, self.model.version, on_step)
             self._dirty = False
 
     def _load_index(self) -> None:

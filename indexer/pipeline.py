@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +25,10 @@ from models.extractor import ModelInfo
 from models.faces import Face
 from models.image import ImageError, read_image
 
-DEFAULT_BATCH_SIZE = 16  # photos read, detected and written together (one transaction)
+DEFAULT_BATCH_SIZE = 16  # photos written together (one transaction), read and detected together when small
+# Decoded photos held at once, in pixels: a batch of large photos is read, detected and embedded in parts of at
+# most this many pixels (a 12 MP photo decodes to 36 MB, so about 8 of them), whatever the batch size.
+DEFAULT_MAX_BATCH_PIXELS = 100_000_000
 
 
 class FaceDetector(Protocol):
@@ -88,10 +91,12 @@ class EnrollReport:
 class Pipeline:
     """Photos to faces with vectors, with one detector and one extractor loaded once."""
 
-    def __init__(self, detector: FaceDetector, extractor: FaceExtractor, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, detector: FaceDetector, extractor: FaceExtractor, batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS):
         self.detector = detector
         self.extractor = extractor
         self.batch_size = batch_size
+        self.max_batch_pixels = max_batch_pixels
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face] | str]:
         """The faces of each image, or for an image the detector fails on, the reason as a string."""
@@ -140,6 +145,29 @@ def read_photo(path: Path) -> ReadPhoto:
     return ReadPhoto(path, sha256, size, read_image(path))
 
 
+def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int
+                    ) -> Iterator[list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]]:
+    """Decode the photos of `items` (path, sha256, size) in order, yielding them in parts whose decoded images
+    together hold at most `max_pixels` pixels (a single larger photo makes a part of its own). Each item comes
+    with its image, or the ImageError that reading it raised. A photo is decoded only when the part before it
+    has been handed over, so at most one part and one photo are held at once when the caller lets each part go."""
+    part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]] = []
+    pixels = 0
+    for item in items:
+        try:
+            image: np.ndarray | ImageError = read_image(item[0])
+        except ImageError as e:
+            image = e
+        size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
+        if part and pixels + size > max_pixels:
+            yield part
+            part, pixels = [], 0
+        part.append((item, image))
+        pixels += size
+    if part:
+        yield part
+
+
 def unreadable_key(path: Path) -> str:
     """The identity under which a file whose bytes cannot be read is recorded as failed: the sha256 of its path
     (its content's hash is unknowable), so a rerun updates that one row."""
@@ -162,9 +190,13 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     the run goes on. With `progress`, a bar is drawn on stderr when it is a terminal. Each batch is one
     transaction, so a run killed midway, rerun, finishes without duplicates.
 
+    Each batch of `pipeline.batch_size` photos is one transaction; its photos are decoded, detected and embedded
+    in parts of at most `pipeline.max_batch_pixels` decoded pixels, so memory stays bounded on large photos.
+
     `on_step`, when given, is told each step as it is done: `scanned N` (photos found), `detected N` (photos of
-    a batch detected and embedded), `written N` (a batch's transaction committed, N faces), `saving` and
-    `saved` (the index file). Tests use it to stop a run at a chosen point.
+    a batch, or of a part of it, detected and embedded), `written N` (a batch's transaction committed, N faces),
+    `saving`, the steps of the index and sidecar file writes (`temp-partial`, `temp-complete`, `replaced`: see
+    `indexer.vectors.write_atomic`) and `saved`. Tests use it to stop a run at a chosen point.
     """
     step = on_step or (lambda _: None)
     start = time.monotonic()
@@ -210,26 +242,12 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 if k.stale_faces:
                     stale.append((p, k.id))
 
-            images: list[np.ndarray] = []
-            readable: list[tuple[Path, str, int]] = []
-            for p, sha256, size in to_read:
-                try:
-                    images.append(read_image(p))
-                    readable.append((p, sha256, size))
-                except ImageError as e:
-                    failed.append((str(p), reason_of(e, p)))
-                    write.photos.append(PhotoOutcome(sha256, str(p), size, error=reason_of(e, p)))
-            results = pipeline.faces_in(images)
-            if images:
-                step(f"detected {len(images)}")
-            for (p, sha256, size), image, result in zip(readable, images, results):
-                h, w = image.shape[:2]
-                if isinstance(result, str):
-                    failed.append((str(p), result))
-                    write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, error=result))
-                else:
-                    write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, faces=tuple(result)))
-                    new += 1
+            for part in decode_in_parts(to_read, pipeline.max_batch_pixels):
+                detected, added = _detect_part(pipeline, part, write, failed)
+                del part  # let go of its photos before the next part is decoded
+                if detected:
+                    step(f"detected {detected}")
+                new += added
 
             for p, photo_id in stale:
                 vectors = _reembed(gallery, pipeline, p, photo_id)
@@ -245,10 +263,31 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     finally:
         bar.close()
         step("saving")
-        gallery.save_index()
+        gallery.save_index(step)
         step("saved")
     return IndexReport(new, already, moved, reembedded, tuple(failed), faces, found.skipped,
                        time.monotonic() - start)
+
+
+def _detect_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]],
+                 write: BatchWrite, failed: list[tuple[str, str]]) -> tuple[int, int]:
+    """Detect and embed the decoded photos of one part of a batch, adding their outcomes to `write` and the
+    photos that failed to `failed`; returns (photos detected, photos added with their faces)."""
+    readable = [(item, image) for item, image in part if isinstance(image, np.ndarray)]
+    for (p, sha256, size), error in part:
+        if isinstance(error, ImageError):
+            failed.append((str(p), reason_of(error, p)))
+            write.photos.append(PhotoOutcome(sha256, str(p), size, error=reason_of(error, p)))
+    added = 0
+    for ((p, sha256, size), image), result in zip(readable, pipeline.faces_in([image for _, image in readable])):
+        h, w = image.shape[:2]
+        if isinstance(result, str):
+            failed.append((str(p), result))
+            write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, error=result))
+        else:
+            write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, faces=tuple(result)))
+            added += 1
+    return len(readable), added
 
 
 def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int,

@@ -6,8 +6,10 @@ version, index type, count, largest id) and rebuilt whenever the sidecar and the
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,13 +126,19 @@ class VectorIndex:
             raise KeyError(face_id)
         return self._index.reconstruct(int(face_id))
 
-    def save(self, path: Path, model_version: str) -> Sidecar:
-        """Write the index and its sidecar beside `path` and rename them into place (never half-written)."""
+    def save(self, path: Path, model_version: str, on_step: Callable[[str], None] | None = None) -> Sidecar:
+        """Write the index and its sidecar beside `path` and rename them into place (never half-written).
+
+        Temporary files left behind by an earlier save that was killed are removed first. `on_step`, when
+        given, is told the steps of each file's write (see `write_atomic`): tests stop a save there.
+        """
         sidecar = Sidecar(model_version=model_version, index_type=INDEX_TYPE, dim=self.dim, count=self.count,
                           max_id=max(self._ids, default=-1))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, faiss.serialize_index(self._index).tobytes())
-        _write_atomic(sidecar_path(path), json.dumps(asdict(sidecar), indent=2).encode())
+        remove_leftovers(path)
+        remove_leftovers(sidecar_path(path))
+        write_atomic(path, faiss.serialize_index(self._index).tobytes(), on_step)
+        write_atomic(sidecar_path(path), json.dumps(asdict(sidecar), indent=2).encode(), on_step)
         return sidecar
 
     @classmethod
@@ -153,14 +161,61 @@ class VectorIndex:
         return vectors
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _temp_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def write_atomic(path: Path, data: bytes, on_step: Callable[[str], None] | None = None) -> None:
+    """Write `data` to a temporary file beside `path`, sync it and rename it into place, so that `path` holds
+    either its old bytes or all of the new ones, however the process ends.
+
+    `on_step`, when given, is told `temp-partial NAME` once the temporary file holds the first half of the
+    bytes (not yet synced), `temp-complete NAME` once it holds all of them, synced but not renamed, and
+    `replaced NAME` after the rename; NAME is the name of `path`.
+    """
+    step = on_step or (lambda _: None)
+    tmp = _temp_path(path, os.getpid())
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()
+            step(f"temp-partial {path.name}")
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
+        step(f"temp-complete {path.name}")
         os.replace(tmp, path)
+        step(f"replaced {path.name}")
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files of `write_atomic` beside `path` whose process is gone (killed mid-save);
+    returns them. Those of a running process are its save in progress and are left alone."""
+    removed = []
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):-len(".tmp")]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue  # removed meanwhile by another process
+        removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of an earlier process that had this pid; this one writes only in write_atomic
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True

@@ -1,5 +1,9 @@
 """MTCNN face detection: batched by image size, large photos detected on a downscaled copy.
 
+One MTCNN call takes images of one size, at most `batch_size` of them and at most `max_call_pixels` pixels
+in all (four copies of 1280x960), since its memory grows with the pixels of a call: small photos go many at a
+time, large ones a few, whatever the caller's batch.
+
 The detector loads TensorFlow and the MTCNN weights (shipped inside the `mtcnn` package) on first use.
 """
 from __future__ import annotations
@@ -21,6 +25,9 @@ DEFAULT_MAX_SIDE = 1280
 # MTCNN 1.0.0 finds nothing when min_face_size is 30 or more, so it is kept at or below 24.
 DEFAULT_MIN_FACE_PX = 20
 
+# Pixels of the (downscaled) images given to one MTCNN call: four 1280x960 copies, or sixteen LFW pictures.
+DEFAULT_MAX_CALL_PIXELS = 4 * 1280 * 960
+
 
 def quiet_tensorflow() -> None:
     """Ask TensorFlow for fewer log lines (it still prints some CUDA probing that nothing silences)."""
@@ -32,13 +39,14 @@ class Detector:
     """MTCNN with its models loaded once. `detect` takes a list of RGB uint8 images, returns faces per image."""
 
     def __init__(self, max_side: int = DEFAULT_MAX_SIDE, min_face_px: int = DEFAULT_MIN_FACE_PX,
-                 min_score: float = 0.9, batch_size: int = 16):
+                 min_score: float = 0.9, batch_size: int = 16, max_call_pixels: int = DEFAULT_MAX_CALL_PIXELS):
         if min_face_px >= 30:
             raise ValueError("min_face_px must stay below 30: MTCNN 1.0.0 finds no face at all from 30 up")
         self.max_side = max_side
         self.min_face_px = min_face_px
         self.min_score = min_score
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # images per MTCNN call at most
+        self.max_call_pixels = max_call_pixels  # pixels per MTCNN call at most (one image always goes)
         self._mtcnn = None
 
     def _model(self):
@@ -51,32 +59,36 @@ class Detector:
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Faces found in each image, best score first, in the pixel coordinates of that image."""
-        scaled: list[np.ndarray] = []
         factors: list[float] = []
-        for image in images:
+        by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"detect wants (h, w, 3) uint8 RGB images, got {image.shape} {image.dtype}")
             h, w = image.shape[:2]
             factor = min(1.0, self.max_side / max(h, w))
             if factor < 1.0:
-                image = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))),
-                                   interpolation=cv2.INTER_AREA)
-            scaled.append(image)
+                h, w = max(1, round(h * factor)), max(1, round(w * factor))
             factors.append(factor)
+            by_shape[(h, w)].append(i)
 
         results: list[list[Face]] = [[] for _ in images]
-        by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, image in enumerate(scaled):
-            by_shape[image.shape[:2]].append(i)
         for (h, w), indices in by_shape.items():
             if min(h, w) < 12:
                 continue  # smaller than MTCNN's first window: nothing can be found
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                found = self._detect_equal([scaled[i] for i in chunk])
+            per_call = max(1, min(self.batch_size, self.max_call_pixels // (h * w)))
+            for start in range(0, len(indices), per_call):
+                chunk = indices[start:start + per_call]
+                # downscaled copies are made per call, so only those of one call are held at once
+                found = self._detect_equal([self._scaled(images[i], w, h) for i in chunk])
                 for i, faces in zip(chunk, found):
                     results[i] = [f.scaled(1.0 / factors[i]) if factors[i] != 1.0 else f for f in faces]
         return results
+
+    @staticmethod
+    def _scaled(image: np.ndarray, w: int, h: int) -> np.ndarray:
+        if image.shape[:2] == (h, w):
+            return image
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
     def _detect_equal(self, images: list[np.ndarray]) -> list[list[Face]]:
         model = self._model()

@@ -56,3 +56,32 @@ def test_nothing_found_in_a_blank_photo_or_a_tiny_one(detector):
 def test_detector_refuses_min_face_size_where_mtcnn_finds_nothing():
     with pytest.raises(ValueError, match="below 30"):
         Detector(min_face_px=30)
+
+
+def test_large_photos_go_to_mtcnn_a_few_at_a_time():
+    """Twelve 12 MP photos: their 1280x960 copies go four to a call (DEFAULT_MAX_CALL_PIXELS), whatever the
+    caller's batch; pictures of LFW's size still go sixteen to a call."""
+    detector = Detector()
+    calls = []
+    detector._detect_equal = lambda images: calls.append([im.shape for im in images]) or [[] for _ in images]
+    assert detector.detect([np.zeros((3000, 4000, 3), np.uint8)] * 12) == [[]] * 12
+    assert calls == [[(960, 1280, 3)] * 4] * 3
+    calls.clear()
+    detector.detect([np.zeros((250, 250, 3), np.uint8)] * 20)
+    assert [len(c) for c in calls] == [16, 4]
+
+
+def test_detection_in_smaller_calls_finds_the_same_faces(detector, data_dir):
+    images = [read_image(p) for p in lfw_photos("Tony_Blair")[:5]]
+    h, w = images[0].shape[:2]
+    capped = Detector(max_call_pixels=2 * h * w)
+    capped._mtcnn = detector._model()  # the same loaded networks
+    calls = []
+    real = capped._detect_equal
+    capped._detect_equal = lambda chunk: calls.append(len(chunk)) or real(chunk)
+    found = capped.detect(images)
+    assert calls == [2, 2, 1]
+    for faces, want in zip(found, detector.detect(images)):
+        assert len(faces) == len(want)
+        for face, w in zip(faces, want):
+            np.testing.assert_allclose(face.landmarks, w.landmarks, atol=1.5)

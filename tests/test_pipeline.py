@@ -13,6 +13,7 @@ from conftest import lfw_photos
 from db import FaceRow, PhotoRow, sqlite_url
 from fakes import FakeExtractor
 from indexer import Gallery, Pipeline, enroll_photos, index_paths, reembed_stale
+from models.image import read_image
 
 
 @pytest.fixture
@@ -49,6 +50,53 @@ class CountingDetector:
         if self.calls == self.fail_on:
             raise KeyboardInterrupt
         return self.detector.detect(images)
+
+
+class RecordingDetector:
+    """The real detector, recording the decoded pixels given to each call."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.pixels: list[int] = []
+
+    def detect(self, images):
+        self.pixels.append(sum(image.shape[0] * image.shape[1] for image in images))
+        return self.detector.detect(images)
+
+
+def faces_by_photo(g: Gallery) -> dict[str, list[tuple[float, ...]]]:
+    with g.session() as s:
+        found = s.execute(select(PhotoRow.sha256, FaceRow.x0, FaceRow.y0, FaceRow.x1, FaceRow.y1)
+                          .join(FaceRow, FaceRow.photo_id == PhotoRow.id, isouter=True)).all()
+    out: dict[str, list[tuple[float, ...]]] = {}
+    for sha, *box in found:
+        out.setdefault(sha, [])
+        if box[0] is not None:
+            out[sha].append(tuple(box))
+    return {sha: sorted(boxes) for sha, boxes in out.items()}
+
+
+def test_a_batch_is_decoded_and_detected_in_parts_of_bounded_pixels_with_the_same_faces(tmp_path, folder, detector,
+                                                                                         fake_extractor):
+    """With room for two of its photos (all of one size) at a time, a batch of 16 is decoded and detected two
+    photos at a time, still in one transaction, and gives the faces of one pass over the whole batch."""
+    h, w = read_image(next((folder / "trip").iterdir())).shape[:2]
+    recording = RecordingDetector(detector)
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "whole").mkdir()
+    with gallery_of(tmp_path / "parts", fake_extractor) as g:
+        parts = index_paths(g, Pipeline(recording, fake_extractor, batch_size=16, max_batch_pixels=2 * h * w),
+                            [folder])
+        in_parts = faces_by_photo(g)
+    with gallery_of(tmp_path / "whole", fake_extractor) as g:
+        whole = index_paths(g, Pipeline(detector, fake_extractor, batch_size=16), [folder])
+        in_one = faces_by_photo(g)
+    assert recording.pixels == [2 * h * w] * 3
+    assert (parts.new, parts.faces, parts.failed) == (whole.new, whole.faces, whole.failed) and whole.new == 6
+    assert in_parts.keys() == in_one.keys()
+    for sha, boxes in in_one.items():
+        assert len(in_parts[sha]) == len(boxes)
+        np.testing.assert_allclose(np.array(in_parts[sha]).reshape(-1, 4), np.array(boxes).reshape(-1, 4), atol=1.5)
 
 
 def test_index_then_reindex_adds_nothing(tmp_path, folder, detector, fake_extractor):
