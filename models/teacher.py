@@ -103,17 +103,18 @@ def build_teacher(chips: str | Path, workers: int = 0, progress: bool = True) ->
     return chips
 
 
-def load_teacher(chips: str | Path, paths: tuple[str, ...], centre: bool = True) -> np.ndarray:
+def load_teacher(chips: str | Path, paths: tuple[str, ...], centre: float = 0.7) -> np.ndarray:
     """Teacher embeddings in the order of `paths` (the chip cache's); raises if any shard is missing.
 
-    dlib's embeddings crowd into a small cap of the sphere (cosine 0.84 between different people on average,
-    0.95 within a person), which no cosine-margin loss of the student could share. With `centre`, the mean
-    embedding of these photos is subtracted and the rest renormalised: different people then sit at cosine 0
-    (sd 0.17), the same person at 0.68, and Euclidean distances, which dlib's threshold is stated in, keep
-    their order up to the renormalisation. Photos without an embedding keep a zero row."""
-    chips = Path(chips)
+    dlib's unit embeddings crowd into a small cap of the sphere (cosine 0.84 between different people on
+    average, 0.94 within a person), where a cosine-margin loss such as the student's triplet term has no
+    room. `centre` (0..1) is the share of the photos' mean embedding subtracted before renormalising: it
+    opens the cap. Removing all of it costs the teacher itself accuracy; on the 135 validation identities
+    (2,624 photos) its TAR at FAR 1e-3 was 79.9 % uncentred, 80.3 % at 0.5, 79.9 % at 0.7, 78.4 % at 0.8 and
+    74.6 % at 1.0. At 0.7 strangers sit at cosine 0.33 and the same person at 0.76, so the triplet margin of
+    0.3 fits between them at no cost to the target. Photos without an embedding keep a zero row."""
     found: dict[str, np.ndarray] = {}
-    for t in sorted(chips.glob("teacher-*.npz")):
+    for t in sorted(Path(chips).glob("teacher-*.npz")):
         with np.load(t, allow_pickle=False) as z:
             found.update(zip((str(p) for p in z["paths"]), z["emb"]))
     missing = [p for p in paths if p not in found]
@@ -121,8 +122,8 @@ def load_teacher(chips: str | Path, paths: tuple[str, ...], centre: bool = True)
         raise FileNotFoundError(f"{chips}: no teacher embedding for {len(missing)} photos, e.g. {missing[0]} "
                                 "(run `python scripts/build_teacher.py`)")
     emb = np.stack([found[p] for p in paths]).astype(np.float32)
-    if centre:
-        ok = np.linalg.norm(emb, axis=1) > 0.5
-        emb[ok] -= emb[ok].mean(axis=0)
+    ok = np.linalg.norm(emb, axis=1) > 0.5
+    if centre and ok.any():
+        emb[ok] -= centre * emb[ok].mean(axis=0)
         emb[ok] /= np.linalg.norm(emb[ok], axis=1, keepdims=True)
     return emb

@@ -51,8 +51,10 @@ class TrainConfig:
     dim: int = 128
     widths: tuple = (24, 48, 96, 192)  # channels of the backbone's four stages (models/network.py)
     depths: tuple = (1, 2, 2, 1)  # residual blocks per stage
+    augment: bool = True  # flip, crop, colour and grey jitter of training chips (models/pipeline.py)
     flip: bool = True  # the shipped extractor averages each chip's embedding with its mirror image's
     distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/teacher.py)
+    teacher_centre: float = 0.7  # share of the training photos' mean teacher embedding removed (load_teacher)
     split: tuple = (0.9, 0.1, 0.0)  # train / validation / test shares of the identities
     seed: int = 1
     checkpoint_every: int = 250
@@ -120,7 +122,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if cfg.distill_weight:
         from models.teacher import load_teacher
 
-        targets = load_teacher(cfg.chips, tuple(np.array(cache.paths)[keep]))
+        targets = load_teacher(cfg.chips, tuple(np.array(cache.paths)[keep]), cfg.teacher_centre)
         usable = np.linalg.norm(targets, axis=1) > 0.5  # photos the teacher could not read have zeros
         chips, labels, targets = chips[usable], labels[usable], targets[usable]
     log(f"training ({cfg.loss}) on {len(chips)} photos of {len(set(labels))} identities; "
@@ -171,7 +173,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     start_step = int(step_var.numpy())
     data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step,
-                        targets=targets)
+                        augmented=cfg.augment, targets=targets)
     if not (run / "pipeline.json").exists():
         # the pipeline must outrun the training step, or training waits for input
         ips = measure_pipeline(data)
