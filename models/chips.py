@@ -92,6 +92,8 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
     """Chip every photo of `paths` into shards under `out`; shards already there are kept (resumable)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # photos are named by absolute paths: a relative one would mean another photo from another folder
+    paths = [Path(os.path.abspath(p)) for p in paths]
     detector = detector or Detector()
     n_shards = (len(paths) + shard_size - 1) // shard_size
     todo = [s for s in range(n_shards) if not (out / f"shard-{s:05d}.npz").exists()]

@@ -5,8 +5,8 @@
 Variants, all with the same identity split (90 % training, 10 % validation), seed, batches of 32 identities x
 4 photos, steps and learning-rate schedule:
 
-- `recipe`: the shipped recipe (triplet loss + distillation from dlib's network, augmentation, the
-  16/64/128/256 backbone);
+- `recipe`: the distillation recipe under study (triplet loss + distillation from dlib's network,
+  augmentation, the 16/64/128/256 backbone; see the README on why it is not shipped yet);
 - `no-distill`: triplet loss alone (no teacher);
 - `no-augment`: chips as cached, no flip, crop, colour or grey jitter;
 - `small`: the first model's 24/48/96/192 backbone (1/2/2/1 blocks), about twice as fast.
