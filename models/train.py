@@ -7,10 +7,10 @@ P identities x K photos per batch), mined inside each batch:
 - `pairs`: a siamese pair classifier, binary cross-entropy of a small head on pair features.
 An additive-cosine-margin softmax over the training identities can be added to any of them
 (`softmax_weight`; it speeds up the first epochs on a CPU), and so can embedding distillation from a teacher
-(`distill_weight`: the student's embedding of each augmented chip is pulled towards dlib's unit embedding of
-that photo, stored beside the chip cache by `scripts/build_teacher.py`; the teacher is used at training time
-only). Everything a run produces lives in its run
-folder: `config.json`, `split.csv`, `history.csv`, checkpoints under `ckpt/`, and at the end
+(`distill_weight`: the student's embedding of each augmented chip is pulled towards dlib's embedding of that
+photo, partly centred by `models.teacher.load_teacher` and stored beside the chip cache by
+`scripts/build_teacher.py`; the teacher is used at training time only). Everything a run produces lives in
+its run folder: `config.json`, `split.csv`, `history.csv`, checkpoints under `ckpt/`, and at the end
 `extractor.keras` (plus `pair_head.keras` for `pairs`).
 """
 from __future__ import annotations
