@@ -111,3 +111,22 @@ def pair_classifier_loss(emb, labels, head, max_pairs: int = 512):
     y = tf.concat([tf.ones([tf.shape(pos)[0]]), tf.zeros([k])], axis=0)[:max_pairs]
     logits = tf.reshape(head(pair_features(tf.gather(emb, pairs[:, 0]), tf.gather(emb, pairs[:, 1]))), [-1])
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def distill_position_loss(emb, teacher):
+    """Mean of 1 - cos(student, teacher) over the batch: each embedding pulled onto its teacher's unit vector."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(1.0 - tf.reduce_sum(emb * teacher, axis=1))
+
+
+def distill_relation_loss(emb, teacher):
+    """Mean squared difference between the student's and the teacher's cosine similarities over every pair
+    (i != j) of the batch. Only the geometry between faces is taught, not where they sit, so a student
+    that cannot match the teacher exactly has no shared mean direction to fall back on."""
+    import tensorflow as tf
+
+    s = tf.matmul(emb, emb, transpose_b=True)
+    t = tf.matmul(teacher, teacher, transpose_b=True)
+    off = 1.0 - tf.eye(tf.shape(emb)[0])
+    return tf.reduce_sum(tf.square(s - t) * off) / tf.maximum(tf.reduce_sum(off), 1.0)

