@@ -8,6 +8,8 @@ Variants, all with the same identity split (90 % training, 10 % validation), see
 - `recipe`: the recipe under study: triplet loss + cosine-margin softmax + relational distillation from
   dlib's network (its pairwise cosines, weight 20), augmentation, the 16/64/128/256 backbone;
 - `no-distill`: the same without the teacher;
+- `relation-centred`: the teacher's mean removed in full (strangers at cosine 0, as the softmax and triplet
+  terms put them, where 0.7 of it leaves them at 0.33 and the terms pull against each other);
 - `position`: distillation of the teacher's embeddings themselves (weight 4) instead of their relations
   (the first distillation run's term; see the README on why that run was not shipped);
 - `no-augment`: chips as cached, no flip, crop, colour or grey jitter;
@@ -39,6 +41,7 @@ RECIPE = {"softmax_weight": 1.0, "distill_weight": 20.0, "distill_mode": "relati
 VARIANTS = {
     "recipe": {},
     "no-distill": {"distill_weight": 0.0},
+    "relation-centred": {"teacher_centre": 1.0},
     "position": {"distill_mode": "position", "distill_weight": 4.0},
     "no-augment": {"augment": False},
     "small": {"widths": (24, 48, 96, 192), "depths": (1, 2, 2, 1)},
