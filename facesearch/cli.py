@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib
 import io
 import json
 import sys
@@ -14,9 +15,25 @@ from pathlib import Path
 
 import click
 
-from facesearch import api
 from facesearch.config import Config, load_config
 from facesearch.errors import FacesearchError
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first used, so that `--help` answers at once.
+
+    `facesearch.api` pulls in NumPy, FAISS, OpenCV and the storage layer (about half a second); no help
+    text needs them.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+api = _OnFirstUse("facesearch.api")
 
 EXIT_CODES = """\b
 Exit codes:
@@ -177,7 +194,7 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
     if folders is not None:
         if name or photos:
             raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
-        reports = api.enroll_folders(folders, config, on_wait=note)
+        reports = api.enroll_folders(folders, config, on_wait=note, progress=True)
     else:
         if not name or not photos:
             raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")

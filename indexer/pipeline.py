@@ -337,39 +337,87 @@ def reembed_stale(gallery: Gallery, pipeline: Pipeline, progress: bool = False) 
     return ReembedReport(photos, faces, tuple(failed), time.monotonic() - start)
 
 
+def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[EnrollItem | str]:
+    """For each photo, its main face (largest, nearest the centre) embedded as an EnrollItem, or the reason
+    there is none. All photos are detected together and all chosen faces embedded in one call."""
+    out: list[EnrollItem | str] = []
+    photos: list[tuple[int, ReadPhoto]] = []
+    for p in paths:
+        p = Path(p).absolute()
+        try:
+            photos.append((len(out), read_photo(p)))
+            out.append("")  # filled below
+        except ImageError as e:
+            out.append(reason_of(e, p))
+    detected = pipeline.detect([ph.image for _, ph in photos])
+    chosen: list[tuple[int, ReadPhoto, Face]] = []
+    for (slot, ph), faces in zip(photos, detected):
+        if isinstance(faces, str):
+            out[slot] = faces
+            continue
+        h, w = ph.image.shape[:2]
+        face = main_face(faces, w, h)
+        if face is None:
+            out[slot] = "no face found"
+            continue
+        chosen.append((slot, ph, face))
+    embedded = pipeline.embed([ph.image for _, ph, _ in chosen], [[face] for _, _, face in chosen])
+    for (slot, ph, _), (ef,) in zip(chosen, embedded):
+        h, w = ph.image.shape[:2]
+        out[slot] = EnrollItem(ph.sha256, str(ph.path), ph.size_bytes, w, h, ef)
+    return out
+
+
 def enroll_photos(gallery: Gallery, pipeline: Pipeline, name: str, paths: Sequence[Path]) -> EnrollReport:
     """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`.
 
     The person is created with the first face; when no photo gives a face, nothing is written.
     """
-    failed: list[tuple[str, str]] = []
-    items: list[EnrollItem] = []
-    for first in range(0, len(paths), pipeline.batch_size):
-        photos: list[ReadPhoto] = []
-        for p in paths[first:first + pipeline.batch_size]:
-            p = Path(p).absolute()
-            try:
-                photos.append(read_photo(p))
-            except ImageError as e:
-                failed.append((str(p), reason_of(e, p)))
-        detected = pipeline.detect([ph.image for ph in photos])
-        chosen: list[tuple[ReadPhoto, Face]] = []
-        for ph, faces in zip(photos, detected):
-            if isinstance(faces, str):
-                failed.append((str(ph.path), faces))
-                continue
-            h, w = ph.image.shape[:2]
-            face = main_face(faces, w, h)
-            if face is None:
-                failed.append((str(ph.path), "no face found"))
-                continue
-            chosen.append((ph, face))
-        embedded = pipeline.embed([ph.image for ph, _ in chosen], [[face] for _, face in chosen])
-        for (ph, _), (ef,) in zip(chosen, embedded):
-            h, w = ph.image.shape[:2]
-            items.append(EnrollItem(ph.sha256, str(ph.path), ph.size_bytes, w, h, ef))
+    return enroll_people(gallery, pipeline, [(name, paths)])[0]
+
+
+def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[str, Sequence[Path]]],
+                  progress: bool = False) -> list[EnrollReport]:
+    """`enroll_photos` for each (name, photos) of `people`, one report each, in order.
+
+    The photos of consecutive people are detected and embedded together, `pipeline.batch_size` at a time (a
+    call to MTCNN or the extractor costs far more than one more photo in it, and people often come with one or
+    two photos). Each person is written in one transaction as soon as all their photos are done, so a killed
+    run keeps every person it finished; the FAISS index is saved once, at the end (an index that missed its
+    save is rebuilt from the database when next opened). With `progress`, a bar counts photos on stderr when
+    it is a terminal.
+    """
+    queue = [(person, Path(p).absolute()) for person, (_, paths) in enumerate(people) for p in paths]
+    left = [len(paths) for _, paths in people]
+    outcomes: list[list[tuple[Path, EnrollItem | str]]] = [[] for _ in people]
+    reports: list[EnrollReport] = []
+
+    def write_finished(upto: int) -> None:
+        # people are queued in order, so everyone before `upto` with no photo left is complete
+        while len(reports) < upto and left[len(reports)] == 0:
+            reports.append(_enroll_one(gallery, people[len(reports)][0], outcomes[len(reports)]))
+
+    bar = tqdm(total=len(queue), unit="photo", desc="enrolling", file=sys.stderr,
+               disable=None if progress else True)  # None: drawn only when stderr is a terminal
+    try:
+        write_finished(len(people))  # people without photos
+        for first in range(0, len(queue), pipeline.batch_size):
+            chunk = queue[first:first + pipeline.batch_size]
+            for (person, path), outcome in zip(chunk, main_faces(pipeline, [p for _, p in chunk])):
+                outcomes[person].append((path, outcome))
+                left[person] -= 1
+            write_finished(len(people))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        gallery.save_index()
+    return reports
+
+
+def _enroll_one(gallery: Gallery, name: str, outcomes: list[tuple[Path, EnrollItem | str]]) -> EnrollReport:
+    items = [o for _, o in outcomes if isinstance(o, EnrollItem)]
+    failed = tuple((str(p), o) for p, o in outcomes if isinstance(o, str))
     if not items:
-        return EnrollReport(name, (), (), tuple(failed))
+        return EnrollReport(name, (), (), failed)
     result = gallery.enroll(name, items)
-    gallery.save_index()
-    return EnrollReport(name, result.added, result.skipped, tuple(failed))
+    return EnrollReport(name, result.added, result.skipped, failed)

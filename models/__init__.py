@@ -1,9 +1,6 @@
-"""Pixels to faces to vectors: reading photos, MTCNN detection, 5-point alignment, the extractor.
+"""Pixels to faces to vectors: reading photos (`models.image`), MTCNN detection (`models.detect`), 5-point
+alignment (`models.align`), the extractor (`models.extractor`) and the training toolkit.
 
-Nothing here imports TensorFlow at import time; the detector and the extractor load on first use.
+Importing the package imports nothing: `facesearch --help` must not pay for OpenCV or TensorFlow. Import the
+module you need; the detector and the extractor load TensorFlow on first use.
 """
-from models.faces import Box, Face
-from models.image import ImageError, read_image
-from models.align import CHIP_SIZE, TEMPLATE, align, similarity_transform
-
-__all__ = ["Box", "Face", "ImageError", "read_image", "CHIP_SIZE", "TEMPLATE", "align", "similarity_transform"]

@@ -13,6 +13,8 @@ from conftest import lfw_photos
 from db import FaceRow, PhotoRow, sqlite_url
 from fakes import FakeExtractor
 from indexer import Gallery, Pipeline, enroll_photos, index_paths, reembed_stale
+from indexer.pipeline import enroll_people
+from models.detect import main_face
 from models.image import read_image
 
 
@@ -185,6 +187,42 @@ def test_enroll_takes_the_main_face_and_reports_photos_without_one(tmp_path, fol
             cx = (face.box.x0 + face.box.x1) / 2
             assert 50 < cx < 110
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_enrolling_many_people_batches_their_photos_and_keeps_each_persons_own(tmp_path, detector,
+                                                                               fake_extractor):
+    """Five people with one to three photos each (and one whose only photo has no face): photos of different
+    people share detector calls, yet every face lands with its own person, and a person without a face is
+    reported and not created."""
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (160, 160), (120, 130, 140)).save(blank)
+    people = [("Hans Blix", lfw_photos("Hans_Blix")[:3]), ("Laura Bush", lfw_photos("Laura_Bush")[:1]),
+              ("Nobody", [blank]), ("Tony Blair", lfw_photos("Tony_Blair")[:2]),
+              ("Colin Powell", lfw_photos("Colin_Powell")[:1])]
+    counting = CountingDetector(detector)
+    with gallery_of(tmp_path, fake_extractor) as g:
+        reports = enroll_people(g, Pipeline(counting, fake_extractor, batch_size=4), people)
+        assert [r.name for r in reports] == [name for name, _ in people]
+        assert counting.calls == 2  # 8 photos in batches of 4, across people
+        assert [len(r.added) for r in reports] == [3, 1, 0, 2, 1]
+        assert reports[2].failed == ((str(blank), "no face found"),)
+        assert "Nobody" not in g.person_names()
+        for name, photos in people:
+            if name == "Nobody":
+                continue
+            ids, vectors = g.vectors_of(name)
+            # each enrolled vector is the one the same photo gets when enrolled alone
+            assert len(ids) == len(photos)
+            alone = Pipeline(detector, fake_extractor).faces_in([read_image(p) for p in photos])
+            expected = set()
+            for found in alone:
+                main = main_face([e.face for e in found], 160, 160)
+                expected.add(tuple(np.round(next(e.vector for e in found if e.face is main), 5)))
+            assert {tuple(np.round(v, 5)) for v in vectors} == expected
+    with gallery_of(tmp_path, fake_extractor) as g:  # the index was saved once, at the end, and agrees
+        assert g.index.count == 7
 
 
 def test_reembed_gives_every_stored_face_a_new_vector_without_detecting(tmp_path, folder, detector, fake_extractor):
