@@ -14,6 +14,7 @@ import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "extractor.keras"
+CHIP_SIDE = 112  # models.align.CHIP_SIZE, repeated so that importing this module needs no OpenCV
 
 
 class ModelMissing(FileNotFoundError):
@@ -65,19 +66,27 @@ class Extractor:
         return self.info.version
 
     def _model(self):
+        """The network as one TensorFlow graph for any batch size, built on first use.
+
+        Calling the Keras model eagerly runs it layer by layer from Python: measured on this project's 2-core
+        machine, the graph is 3.5x faster for a batch of 8 chips (a query photo) and 1.2x for 256 (indexing),
+        with the same output to 1e-6 (`bench/query_latency.py` times `who`)."""
         if self._net is None:
             from models.detect import quiet_tensorflow
 
             quiet_tensorflow()
             import keras
+            import tensorflow as tf
 
-            self._net = keras.models.load_model(self.weights, compile=False)
+            net = keras.models.load_model(self.weights, compile=False)
+            spec = tf.TensorSpec((None, CHIP_SIDE, CHIP_SIDE, 3), tf.float32)
+            self._net = tf.function(lambda x: net(x, training=False), input_signature=[spec])
         return self._net
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """(n, dim) float32 L2-normalised embeddings of (n, 112, 112, 3) uint8 RGB chips."""
         chips = np.asarray(chips)
-        if chips.ndim != 4 or chips.shape[1:] != (112, 112, 3):
+        if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIDE, CHIP_SIDE, 3):
             raise ValueError(f"embed wants (n, 112, 112, 3) chips, got {chips.shape}")
         if len(chips) == 0:
             return np.zeros((0, self.info.dim), np.float32)
@@ -85,9 +94,11 @@ class Extractor:
         out = []
         for start in range(0, len(chips), self.batch_size):
             x = preprocess(chips[start:start + self.batch_size])
-            v = np.asarray(net(x, training=False))
-            if self.info.flip:
-                v = v + np.asarray(net(x[:, :, ::-1, :], training=False))
+            if self.info.flip:  # the chips and their mirror images in one call
+                both = net(np.concatenate([x, x[:, :, ::-1, :]])).numpy()
+                v = both[:len(x)] + both[len(x):]
+            else:
+                v = net(x).numpy()
             out.append(v)
         return normalise(np.concatenate(out).astype(np.float32))
 

@@ -85,3 +85,21 @@ def test_detection_in_smaller_calls_finds_the_same_faces(detector, data_dir):
         assert len(faces) == len(want)
         for face, w in zip(faces, want):
             np.testing.assert_allclose(face.landmarks, w.landmarks, atol=1.5)
+
+
+def test_stages_as_graphs_find_what_mtcnn_as_shipped_finds(detector, data_dir):
+    """The detector runs MTCNN's networks as TensorFlow graphs (`as_graphs`): on photos of two sizes, one
+    small and one upscaled past the 1280 px copy, it must give the faces the package's own eager calls give."""
+    import cv2
+    from mtcnn import MTCNN
+
+    eager = Detector()
+    eager._mtcnn = MTCNN(device="CPU:0")  # as the package ships it, not as_graphs
+    images = [read_image(p) for p in lfw_photos("Laura_Bush")[:3]]
+    images.append(cv2.resize(np.concatenate([images[0], images[1]], axis=1), (1600, 800)))
+    found, want = detector.detect(images), eager.detect(images)
+    assert [len(f) for f in found] == [len(w) for w in want] and sum(len(w) for w in want) >= 5
+    for faces, wanted in zip(found, want):
+        for face, w in zip(faces, wanted):
+            np.testing.assert_allclose(face.landmarks, w.landmarks, atol=0.01)
+            assert abs(face.score - w.score) < 1e-4
