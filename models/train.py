@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 1
     checkpoint_every: int = 250
     max_hours: float = 0.0  # stop (checkpointed, resumable) after this much wall time in this process; 0 = no limit
+    init_from: str = ""  # a run folder: start from the backbone and class weights of its last checkpoint
 
 
 def split_identities(identities: list[str], shares: tuple[float, ...], seed: int) -> list[list[str]]:
@@ -149,6 +150,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
         log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
+    elif cfg.init_from:
+        # a warm restart: the earlier run's weights, a fresh optimizer and learning-rate schedule, step 0
+        earlier = tf.train.latest_checkpoint(str(Path(cfg.init_from) / "ckpt"))
+        if earlier is None:
+            raise FileNotFoundError(f"{cfg.init_from}: no checkpoint to start from (looked in its ckpt folder)")
+        tf.train.Checkpoint(model=model, class_weights=class_weights).restore(earlier).expect_partial()
+        log(f"starting from the weights of {earlier}")
     variables = (model.trainable_variables + ([class_weights] if cfg.softmax_weight else [])
                  + (head.trainable_variables if head else []))
 
@@ -184,11 +192,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
         (run / "pipeline.json").write_text(json.dumps({"pipeline_images_per_s": round(ips, 1)}))
         log(f"input pipeline alone: {ips:.0f} images/s")
     history = run / "history.csv"
-    new_history = not history.exists()
+    header = ["step", "loss", cfg.loss, "softmax", "distill", "seconds", "images_per_s"]
+    kept = [r for r in _history_rows(history) if int(r[0]) <= start_step]  # rows after the checkpoint are redone
+    with open(history, "w", newline="") as hist_fh:
+        csv.writer(hist_fh).writerows([header, *kept])
     with open(history, "a", newline="") as hist_fh:
         writer = csv.writer(hist_fh)
-        if new_history:
-            writer.writerow(["step", "loss", cfg.loss, "softmax", "distill", "seconds", "images_per_s"])
         t_start = t_last = time.time()
         acc, step = np.zeros(4), start_step
         every = max(1, min(50, cfg.steps // 10))  # history rows: every 50 steps, at least 10 a run
@@ -219,3 +228,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.save(out)
     log(f"saved {out}")
     return out
+
+
+def _history_rows(path: Path) -> list[list[str]]:
+    """The step rows of a run's history.csv (none when it is missing): a run killed after its last checkpoint
+    leaves rows that the resumed run writes again, and those are dropped by the caller."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [r for r in csv.reader(fh) if r and r[0].isdigit()]

@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
+    ap.add_argument("--init-from", default="", metavar="RUN",
+                    help="start from the weights of RUN's last checkpoint (same architecture and split; a fresh "
+                         "optimizer and schedule): a longer training in two commands")
     ap.add_argument("--ship", action="store_true", help="copy the result into models/weights with its model card")
     args = ap.parse_args()
     run = Path(args.run)
@@ -54,8 +57,8 @@ def main() -> None:
 
     cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), loss=args.loss, steps=args.steps,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr, distill_mode=args.distill_mode,
-                      flip=not args.no_flip,
+                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
+                      distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
                       widths=tuple(int(v) for v in args.widths.split(",")),
                       depths=tuple(int(v) for v in args.depths.split(",")))
     run_training(cfg, Path(args.data), Path(args.chips), log=log)

@@ -73,9 +73,34 @@ def test_training_resumes_from_its_last_checkpoint(chips, tmp_path):
     logs: list[str] = []
     train(TrainConfig(**base), log=logs.append)
     (tmp_path / "r" / "extractor.keras").unlink()
+    history = tmp_path / "r" / "history.csv"
+    with open(history, "a") as fh:  # as if a run was killed after writing step 5, before its checkpoint
+        fh.write("5,9.9,9.9,0.0,0.0,1.0,1.0\n")
     train(TrainConfig(**{**base, "steps": 6}), log=logs.append)
     assert any("resumed from" in m and "at step 4" in m for m in logs)
     assert (tmp_path / "r" / "extractor.keras").exists()
+    rows = list(csv.DictReader(open(history)))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]  # step 5 once, from the resumed run
+    assert float(rows[4]["loss"]) != 9.9
+
+
+def test_a_run_can_start_from_another_runs_weights(chips, tmp_path):
+    """--init-from: the new run starts at step 0 from the earlier run's last weights (not from random ones)."""
+    import keras
+
+    base = dict(chips=str(chips), steps=2, identities_per_batch=4, photos_per_identity=4, checkpoint_every=2,
+                warmup_steps=1, learning_rate=1e-9)  # a learning rate too small to move the weights visibly
+    first = train(TrainConfig(**base, run=str(tmp_path / "first")), log=lambda m: None)
+    logs: list[str] = []
+    second = train(TrainConfig(**base, run=str(tmp_path / "second"), init_from=str(tmp_path / "first")),
+                   log=logs.append)
+    assert any("starting from the weights of" in m for m in logs) and not any("resumed" in m for m in logs)
+    a, b = keras.models.load_model(first, compile=False), keras.models.load_model(second, compile=False)
+    for wa, wb in zip(a.trainable_weights, b.trainable_weights):  # (batch-norm statistics move at any rate)
+        np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(TrainConfig(**base, run=str(tmp_path / "third"), init_from=str(tmp_path / "nowhere")),
+              log=lambda m: None)
 
 
 def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, tmp_path):
