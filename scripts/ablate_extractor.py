@@ -57,7 +57,6 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = args.only.split(",") if args.only else list(VARIANTS)
-    rows = {}
     for name in names:
         run = out / name
         cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), steps=args.steps,
@@ -66,6 +65,11 @@ def main() -> None:
         if not (run / "lfw.json").exists():
             print(f"[{name}] not finished; rerun to resume")
             return
+    rows = {}
+    for name in VARIANTS:  # every finished variant, also those of earlier invocations
+        run = out / name
+        if not (run / "lfw.json").exists():
+            continue
         calib = json.loads((run / "calibration.json").read_text())
         lfw = json.loads((run / "lfw.json").read_text())
         rows[name] = {
