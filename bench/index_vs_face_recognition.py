@@ -172,6 +172,9 @@ def main() -> None:
     ap.add_argument("--large", default="1920x1080:30,4000x3000:30",
                     help="composed folders: WIDTHxHEIGHT:PHOTOS, comma-separated")
     ap.add_argument("--cpus", type=int, default=0, help="face_recognition --cpus (default: all cores)")
+    ap.add_argument("--tools", default="facesearch,face_recognition",
+                    help="which to run (facesearch alone: to compare two versions of it, e.g. with PYTHONPATH "
+                         "pointing at a checkout of an older commit)")
     add_work_options(ap)
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = ap.parse_args()
@@ -188,30 +191,32 @@ def main() -> None:
         folders, placed, known = build_folders(work, args.data or default_data(), args.lfw, large, args.seed)
         print(f"wrote the folders in {time.monotonic() - start:.0f} s; indexing...", file=sys.stderr)
 
-        startup = {"facesearch": run_facesearch(folders["one-photo"], work / "home-one")[0],
-                   "face_recognition": run_peer(folders["one-photo"], known, cpus)[0]}
+        tools = [t for t in ("facesearch", "face_recognition") if t in args.tools.split(",")]
+        runners = {"facesearch": lambda folder, name: run_facesearch(folder, work / f"home-{name}"),
+                   "face_recognition": lambda folder, name: run_peer(folder, known, cpus)}
+        startup = {t: runners[t](folders["one-photo"], "one")[0] for t in tools}
         results = {}
         for name, folder in folders.items():
             if name == "one-photo":
                 continue
             photos = sorted(str(p.absolute()) for p in folder.iterdir())
-            fs_s, fs_faces, fs_centres = run_facesearch(folder, work / f"home-{name}")
-            fr_s, fr_faces, fr_per_photo = run_peer(folder, known, cpus)
-            row = {"photos": len(photos),
-                   "facesearch": {"seconds": fs_s, "faces": fs_faces},
-                   "face_recognition": {"seconds": fr_s, "faces": fr_faces}}
+            row = {"photos": len(photos)}
             if name.startswith("composed"):
-                n_placed = sum(len(placed[p]) for p in photos)
-                row["placed"] = n_placed
-                row["facesearch"]["found"], row["facesearch"]["other"] = score_detections(fs_centres, placed)
-                rerun = peer_centres(photos, cpus)
-                row["face_recognition"]["found"], row["face_recognition"]["other"] = score_detections(rerun, placed)
-                row["face_recognition"]["rerun_faces"] = sum(len(c) for c in rerun.values())
-                if row["face_recognition"]["rerun_faces"] != fr_faces:
-                    print(f"note: {name}: the detector rerun found {row['face_recognition']['rerun_faces']} faces, "
-                          f"the command printed {fr_faces}", file=sys.stderr)
+                row["placed"] = sum(len(placed[p]) for p in photos)
+            for tool in tools:
+                seconds, faces, found_in = runners[tool](folder, name)
+                row[tool] = {"seconds": seconds, "faces": faces}
+                if "placed" not in row:
+                    continue
+                if tool == "face_recognition":  # the tool prints no boxes: its detector is rerun as it runs it
+                    counted, found_in = faces, peer_centres(photos, cpus)
+                    row[tool]["rerun_faces"] = sum(len(c) for c in found_in.values())
+                    if row[tool]["rerun_faces"] != counted:
+                        print(f"note: {name}: the detector rerun found {row[tool]['rerun_faces']} faces, "
+                              f"the command printed {counted}", file=sys.stderr)
+                row[tool]["found"], row[tool]["other"] = score_detections(found_in, placed)
             results[name] = row
-            print(f"{name}: facesearch {fs_s:.1f} s, face_recognition {fr_s:.1f} s", file=sys.stderr)
+            print(f"{name}: " + ", ".join(f"{t} {row[t]['seconds']:.1f} s" for t in tools), file=sys.stderr)
 
         print(table(results, startup, cpus, args))
         if args.json:
@@ -229,7 +234,7 @@ def table(results: dict, startup: dict, cpus: int, args) -> str:
     lines = [
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d}, {machine()}; `python bench/index_vs_face_recognition.py "
         f"--lfw {args.lfw} --large {args.large}`; face_recognition with `--cpus {cpus}`. Start-up (one photo): "
-        f"facesearch {startup['facesearch']:.1f} s, face_recognition {startup['face_recognition']:.1f} s.",
+        + ", ".join(f"{t} {s:.1f} s" for t, s in startup.items()) + ".",
         "",
         "| folder | tool | wall s | photos/s | photos/s after start-up | faces/s | faces found | placed faces found "
         "| other detections | photos/s ratio |",
@@ -237,14 +242,15 @@ def table(results: dict, startup: dict, cpus: int, args) -> str:
     ]
     for name, row in results.items():
         rates = {}
-        for tool in ("facesearch", "face_recognition"):
+        for tool in startup:
             r = row[tool]
             rates[tool] = row["photos"] / r["seconds"]
             after = row["photos"] / max(r["seconds"] - startup[tool], 1e-9)
             found = (f"{r['found']} of {row['placed']} ({100 * r['found'] / max(1, row['placed']):.1f} %)"
                      if "found" in r else "")
             other = str(r.get("other", ""))
-            ratio = f"{rates['facesearch'] / rates['face_recognition']:.2f}x" if tool == "face_recognition" else ""
+            ratio = (f"{rates['facesearch'] / rates['face_recognition']:.2f}x"
+                     if tool == "face_recognition" and "facesearch" in rates else "")
             lines.append(f"| {name} ({row['photos']} photos) | {tool} | {r['seconds']:.1f} | {rates[tool]:.2f} | "
                          f"{after:.2f} | {r['faces'] / r['seconds']:.2f} | {r['faces']} | {found} | {other} "
                          f"| {ratio} |")
