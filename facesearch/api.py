@@ -40,7 +40,7 @@ __all__ = [
     "FaceAnswer", "PhotoAnswer", "Verdict", "Sighting", "PersonSummary", "Forgotten", "Status", "EnrollReport",
     "IndexReport", "ReembedReport", "CheckReport", "Checked", "index", "check", "reindex", "enroll", "enroll_folders", "who", "verify", "search",
     "people", "person", "forget", "status", "annotate", "check_name", "nearest_person", "load_detector",
-    "load_extractor", "UNKNOWN",
+    "load_extractor", "UNKNOWN", "export", "Exported", "EXPORT_FORMATS",
 ]
 
 UNKNOWN = "unknown"  # the name given to a face that is no one enrolled; no person may be called this
@@ -600,6 +600,95 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
         return Status(config.home, config.db_url, extractor.version, threshold,
                       far, gallery.index_type, index_size, counts,
                       tuple(gallery.failures()), note)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote."""
+
+    paths: tuple[Path, ...]
+    people: int
+    photos: int
+    faces: int
+    named_by_match: int  # gallery faces named after the enrolled person nearest to them, under the threshold
+
+
+EXPORT_FORMATS = ("csv", "json")
+
+
+def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPORT_FORMATS,
+           extractor: FaceExtractor | None = None) -> Exported:
+    """Write every person, photo and face of the home into `out_dir` as CSV files and/or one JSON document
+    (`facesearch.export.write_export` lists the columns).
+
+    A face's name is its person's when it has one (an enrolled face, or a gallery face assigned to someone);
+    otherwise, for a gallery face, the name `who` would give it: the enrolled person nearest to it when nearer
+    than the threshold (`name_source` says which, `distance` how near). Faces of another extractor than the
+    current one get no name by match (run `facesearch reindex` first)."""
+    from db import FaceRow, PersonRow, PhotoRow
+    from facesearch.export import write_export
+    from indexer.vectors import from_bytes
+    from sqlalchemy import select
+
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown or not formats:
+        raise BadOutputPath(f"export formats are csv and json, not {', '.join(sorted(unknown)) or 'none'}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadOutputPath(f"{out}: exists and is not a folder; export writes several files into a folder")
+    _require_database(config)
+    extractor = extractor or load_extractor(config)
+    threshold = _threshold(config, extractor)
+    version = extractor.version
+    with _gallery(config, extractor.info, create=False) as gallery:
+        with gallery.session() as s:
+            names = dict(s.execute(select(PersonRow.id, PersonRow.name).order_by(PersonRow.name)).all())
+            photos = [dict(photo_id=p.id, path=p.path, sha256=p.sha256, width=p.width, height=p.height,
+                           status=p.status, error=p.error, faces=0)
+                      for p in s.scalars(select(PhotoRow).order_by(PhotoRow.id))]
+            rows = s.execute(select(FaceRow.id, FaceRow.photo_id, PhotoRow.path, FaceRow.x0, FaceRow.y0, FaceRow.x1,
+                                    FaceRow.y1, FaceRow.landmarks, FaceRow.score, FaceRow.kind, FaceRow.person_id,
+                                    FaceRow.model_version, FaceRow.vector)
+                             .join(PhotoRow, PhotoRow.id == FaceRow.photo_id).order_by(FaceRow.id)).all()
+        faces, to_match = [], []
+        for r in rows:
+            face = dict(face_id=r.id, photo_id=r.photo_id, path=r.path, x0=r.x0, y0=r.y0, x1=r.x1, y1=r.y1,
+                        landmarks=r.landmarks, score=r.score, kind=r.kind, name=names.get(r.person_id),
+                        name_source=None, distance=None, model_version=r.model_version)
+            if face["name"] is not None:
+                face["name_source"] = "enrolled" if r.kind != INDEXED_FACE else "assigned"
+            elif r.model_version == version:
+                to_match.append((len(faces), from_bytes(r.vector, extractor.info.dim)))
+            faces.append(face)
+        person_of = gallery.person_faces()
+        matched = 0
+        if person_of and to_match:
+            among = np.fromiter(person_of, np.int64)
+            k = min(config.k, len(among))
+            for first in range(0, len(to_match), 1024):
+                chunk = to_match[first:first + 1024]
+                distances, ids = gallery.index.search(np.stack([v for _, v in chunk]), k, among=among)
+                for (slot, _), d, i in zip(chunk, distances, ids):
+                    nearest, distance = nearest_person(d, i, person_of)
+                    if distance is not None and distance < threshold:
+                        faces[slot].update(name=nearest, name_source="match", distance=distance)
+                        matched += 1
+    per_photo = {p["photo_id"]: p for p in photos}
+    named: dict[str, int] = {}
+    for face in faces:
+        per_photo[face["photo_id"]]["faces"] += 1
+        if face["kind"] == INDEXED_FACE and face["name"] is not None:
+            named[face["name"]] = named.get(face["name"], 0) + 1
+    enrolled: dict[str, int] = {}
+    for face in faces:
+        if face["kind"] != INDEXED_FACE and face["name"] is not None:
+            enrolled[face["name"]] = enrolled.get(face["name"], 0) + 1
+    people_rows = [dict(person_id=pid, name=name, enrolled_faces=enrolled.get(name, 0),
+                        gallery_faces_named=named.get(name, 0)) for pid, name in names.items()]
+    about = {"home": str(config.home), "model_version": version, "threshold": threshold,
+             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "distance": "cosine distance 1 - a.b"}
+    paths = write_export(out, people_rows, photos, faces, about, formats)
+    return Exported(tuple(paths), len(people_rows), len(photos), len(faces), matched)
 
 
 @dataclass(frozen=True)

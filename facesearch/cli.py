@@ -431,6 +431,33 @@ def status(config: Config, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "formats", type=click.Choice(["csv", "json"]), multiple=True,
+              help="csv: people.csv, photos.csv, faces.csv; json: facesearch.json (faces inside their photos, "
+                   "with landmarks). Repeat for both [default: both].")
+@click.pass_obj
+@reports_errors
+def export(config: Config, out_dir: Path, formats: tuple[str, ...]) -> None:
+    """Write people, photos and faces (boxes, scores, names) into OUT_DIR for other tools.
+
+    A face is named after its person when it has one (enrolled faces), else after the enrolled person
+    nearest to it when nearer than the threshold, as `who` would name it (name_source: enrolled, assigned
+    or match; distance: how near the match is). Files are replaced whole: a killed export leaves the
+    previous files, never half of one.
+
+    \b
+    Example:
+        facesearch export out/
+        facesearch export out/ --format json && jq '.photos[0].faces' out/facesearch.json
+    """
+    done = api.export(out_dir, config, formats=formats or ("csv", "json"))
+    click.echo(f"exported {done.people} people, {done.photos} photos and {done.faces} faces "
+               f"({done.named_by_match} gallery faces named by match) to:")
+    for path in done.paths:
+        click.echo(f"  {path}")
+
+
+@cli.command()
 @click.option("--repair", is_flag=True, help="Rebuild the index from the database (the database is the truth).")
 @click.option("--no-files", is_flag=True, help="Do not look at the photo files, only at the index.")
 @click.pass_obj

@@ -297,3 +297,41 @@ def test_a_home_changes_index_move_corrupt_and_forget(tmp_path, data_dir, shippe
     assert gone.exit_code == 2
     answers = json_lines(run(home, "who", lfw_photos("Hugo_Chavez")[0], "--json").stdout)
     assert all(a["name"] != "Hugo_Chavez" for a in answers)
+
+
+def test_export_writes_every_photo_and_face_with_the_names_who_gives(home, tmp_path):
+    out = tmp_path / "export"
+    result = run(home, "export", out)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "facesearch.json").read_text())
+    faces_csv = list(csv.DictReader(open(out / "faces.csv")))
+    photos_csv = list(csv.DictReader(open(out / "photos.csv")))
+    people_csv = {r["name"]: r for r in csv.DictReader(open(out / "people.csv"))}
+    status = json.loads(run(home, "status", "--json").stdout)
+    assert len(photos_csv) == len(doc["photos"]) == status["photos"] + status["enrolled_photos"] + status["failed"]
+    json_faces = [f for p in doc["photos"] for f in p["faces"]]
+    assert len(faces_csv) == len(json_faces) == status["faces"] + status["stale_faces"]
+    assert sorted(people_csv) == sorted(ENROLLED) == sorted(p["name"] for p in doc["people"])
+    for name in ENROLLED:
+        assert int(people_csv[name]["enrolled_faces"]) == N_ENROLL
+    # the CSV and the JSON say the same of each face
+    by_id = {f["face_id"]: f for f in json_faces}
+    for row in faces_csv:
+        f = by_id[int(row["face_id"])]
+        assert (row["name"] or None) == f["name"] and row["kind"] == f["kind"]
+        assert float(row["x0"]) == pytest.approx(f["x0"], abs=1e-3) and len(f["landmarks"]) == 5
+    # a gallery face is named as `who` names it
+    photos = [p for p in doc["photos"] if p["status"] == "indexed" and p["faces"]][:12]
+    answers = json_lines(run(home, "who", *[p["path"] for p in photos], "--json").stdout)
+    for p in photos:
+        said = sorted((a["name"] if a["name"] != "unknown" else None) or "" for a in answers if a["photo"] == p["path"])
+        assert said == sorted(f["name"] or "" for f in p["faces"]), p["path"]
+    assert sum(1 for f in json_faces if f["name_source"] == "match") > 20
+    # formats one at a time; a file in the way is refused
+    only = tmp_path / "only-json"
+    assert run(home, "export", only, "--format", "json").exit_code == 0
+    assert sorted(x.name for x in only.iterdir()) == ["facesearch.json"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    refused = run(home, "export", blocker)
+    assert refused.exit_code == 2 and str(blocker) in refused.output and "is a file" in refused.output
