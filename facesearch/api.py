@@ -271,12 +271,22 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
 
     Photos already indexed (same bytes, under any path) are not read again; a photo that cannot be read is
     recorded as failed and the run goes on. With `progress`, a progress bar is drawn on stderr. Runs on one
-    home wait for each other (`on_wait` is told when this one waits), so two never write it at once.
+    home wait for each other (`on_wait` is told when this one waits), so two never write it at once. With
+    `config.workers` above 1, photos are decoded, detected and embedded in that many worker processes
+    (`indexer.workers`); the results are written here, as without them.
     """
     paths = _existing(paths)
     extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
-        return index_paths(gallery, _pipeline(config, detector, extractor), paths, progress=progress,
+    with ExitStack() as stack:
+        gallery = stack.enter_context(_gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait))
+        pipeline = _pipeline(config, detector, extractor)
+        if config.workers > 1:
+            from indexer.workers import ModelSettings, WorkerPool
+
+            settings = ModelSettings(str(config.model_path), config.max_side, config.min_face_px, config.min_score,
+                                     pipeline.max_batch_pixels)
+            pipeline.pool = stack.enter_context(WorkerPool(settings, config.workers))
+        return index_paths(gallery, pipeline, paths, progress=progress,
                            on_step=_tracer(config.trace_path, config.trace_hold))
 
 

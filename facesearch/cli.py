@@ -121,9 +121,12 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="Advanced: photos written together, one transaction each (default 16). Large photos are "
                    "decoded and detected a few at a time (at most 100 megapixels held), whatever N is.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes that decode, detect and embed, each with its own copy of the models (about 0.9 GB "
+                   "each) on one core (default 1: this process, on all cores).")
 @click.pass_obj
 @reports_errors
-def index(config: Config, paths: tuple[Path, ...], batch_size: int | None) -> None:
+def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, workers: int | None) -> None:
     """Add photos to the gallery.
 
     PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by
@@ -133,9 +136,12 @@ def index(config: Config, paths: tuple[Path, ...], batch_size: int | None) -> No
     \b
     Example:
         facesearch index ~/Pictures/2023 ~/Pictures/2024
+        facesearch index --workers 2 /photos/archive
     """
     if batch_size is not None:
         config = replace(config, batch_size=batch_size)
+    if workers is not None:
+        config = replace(config, workers=workers)
     report = api.index(paths, config, progress=True, on_wait=note)
     click.echo(f"indexed {report.new} new photos with {report.faces} faces in {report.seconds:.1f} s")
     if report.already or report.moved:

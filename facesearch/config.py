@@ -33,6 +33,7 @@ class Config:
     max_side: int = 1280  # photos are detected on a copy at most this long
     min_face_px: int = 20  # smallest face searched for, in pixels of that copy
     min_score: float = 0.9  # detector confidence below which a face is dropped
+    workers: int = 1  # `index`: processes that decode, detect and embed (1: the command's own process)
     data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
     trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -24,6 +24,9 @@ from models.detect import main_face
 from models.extractor import ModelInfo
 from models.faces import Face
 from models.image import ImageError, read_image
+
+if TYPE_CHECKING:
+    from indexer.workers import WorkerPool
 
 DEFAULT_BATCH_SIZE = 16  # photos written together (one transaction), read and detected together when small
 # Decoded photos held at once, in pixels: a batch of large photos is read, detected and embedded in parts of at
@@ -92,11 +95,12 @@ class Pipeline:
     """Photos to faces with vectors, with one detector and one extractor loaded once."""
 
     def __init__(self, detector: FaceDetector, extractor: FaceExtractor, batch_size: int = DEFAULT_BATCH_SIZE,
-                 max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS):
+                 max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS, pool: WorkerPool | None = None):
         self.detector = detector
         self.extractor = extractor
         self.batch_size = batch_size
         self.max_batch_pixels = max_batch_pixels
+        self.pool = pool  # when given, `index_paths` decodes, detects and embeds new photos in its processes
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face] | str]:
         """The faces of each image, or for an image the detector fails on, the reason as a string."""
@@ -242,12 +246,15 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 if k.stale_faces:
                     stale.append((p, k.id))
 
-            for part in decode_in_parts(to_read, pipeline.max_batch_pixels):
-                detected, added = _detect_part(pipeline, part, write, failed)
-                del part  # let go of its photos before the next part is decoded
-                if detected:
-                    step(f"detected {detected}")
-                new += added
+            if pipeline.pool is not None:
+                new += _detect_in_workers(pipeline.pool, to_read, write, failed, step)
+            else:
+                for part in decode_in_parts(to_read, pipeline.max_batch_pixels):
+                    detected, added = _detect_part(pipeline, part, write, failed)
+                    del part  # let go of its photos before the next part is decoded
+                    if detected:
+                        step(f"detected {detected}")
+                    new += added
 
             for p, photo_id in stale:
                 vectors = _reembed(gallery, pipeline, p, photo_id)
@@ -288,6 +295,25 @@ def _detect_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.
             write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, faces=tuple(result)))
             added += 1
     return len(readable), added
+
+
+def _detect_in_workers(pool: WorkerPool, items: list[tuple[Path, str, int]], write: BatchWrite,
+                       failed: list[tuple[str, str]], step: Callable[[str], None]) -> int:
+    """`_detect_part` for a whole batch done by the worker processes; returns photos added with their faces."""
+    added = 0
+    by_path = {str(p): (p, sha256, size) for p, sha256, size in items}
+    for chunk in pool.faces_of([p for p, _, _ in items]):
+        for r in chunk:
+            p, sha256, size = by_path[r.path]
+            if r.error is not None:
+                failed.append((str(p), r.error))
+                size_known = (None, None) if r.unreadable else (r.width, r.height)
+                write.photos.append(PhotoOutcome(sha256, str(p), size, *size_known, error=r.error))
+            else:
+                write.photos.append(PhotoOutcome(sha256, str(p), size, r.width, r.height, faces=r.faces))
+                added += 1
+        step(f"detected {len(chunk)}")
+    return added
 
 
 def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int,

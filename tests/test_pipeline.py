@@ -14,6 +14,7 @@ from db import FaceRow, PhotoRow, sqlite_url
 from fakes import FakeExtractor
 from indexer import Gallery, Pipeline, enroll_photos, index_paths, reembed_stale
 from indexer.pipeline import enroll_people
+from indexer.vectors import from_bytes
 from models.detect import main_face
 from models.image import read_image
 
@@ -64,6 +65,12 @@ class RecordingDetector:
     def detect(self, images):
         self.pixels.append(sum(image.shape[0] * image.shape[1] for image in images))
         return self.detector.detect(images)
+
+
+def vectors_in_id_order(g: Gallery) -> np.ndarray:
+    with g.session() as s:
+        rows = s.scalars(select(FaceRow.vector).order_by(FaceRow.id)).all()
+    return np.stack([from_bytes(v, g.model.dim) for v in rows])
 
 
 def faces_by_photo(g: Gallery) -> dict[str, list[tuple[float, ...]]]:
@@ -244,3 +251,30 @@ def test_reembed_gives_every_stored_face_a_new_vector_without_detecting(tmp_path
         c = g.counts()
         assert c.faces == report.faces == g.index.count
         assert c.faces + c.stale_faces == indexed.faces + 1
+
+
+def test_worker_processes_index_what_one_process_indexes(tmp_path, folder, detector, shipped_model):
+    """`index --workers 2`: the same photos, failures, boxes and vectors as indexing in this process."""
+    from indexer.workers import ModelSettings, WorkerPool
+    from models.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE_PX
+    from models.extractor import Extractor
+
+    extractor = Extractor(shipped_model)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with gallery_of(tmp_path / "one", extractor) as g:
+        alone = index_paths(g, Pipeline(detector, extractor), [folder])
+        want = faces_by_photo(g)
+        want_vectors = vectors_in_id_order(g)
+    settings = ModelSettings(str(shipped_model), DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE_PX, 0.9, 100_000_000)
+    with WorkerPool(settings, 2) as pool, gallery_of(tmp_path / "two", extractor) as g:
+        pooled = index_paths(g, Pipeline(detector, extractor, batch_size=4, pool=pool), [folder])
+        got = faces_by_photo(g)
+        got_vectors = vectors_in_id_order(g)
+    assert (pooled.new, pooled.faces, pooled.failed) == (alone.new, alone.faces, alone.failed)
+    assert [p.split("/")[-1] for p, _ in pooled.failed] == ["broken.jpg"]
+    assert got.keys() == want.keys()
+    for sha, boxes in want.items():
+        np.testing.assert_allclose(np.array(got[sha]).reshape(-1, 4), np.array(boxes).reshape(-1, 4), atol=0.5)
+    # vectors in face-id order: both runs wrote the photos in the same order
+    np.testing.assert_allclose(got_vectors, want_vectors, atol=1e-4)

@@ -1,0 +1,110 @@
+"""Decoding, detection and embedding in worker processes, for `facesearch index --workers N`.
+
+Each worker is a spawned process that loads the detector and the extractor once and then turns lists of photo
+paths into faces with vectors; the main process still hashes photos, decides what to read and writes every
+result through the same `Gallery` (one transaction per batch), so a killed run reruns exactly as with one
+process. A worker runs TensorFlow on one thread: MTCNN's many small calls and the numpy work between them
+use a second core poorly from one process, while two processes keep both busy (`bench/index_vs_face_recognition.py`
+measures it). Workers are spawned, never forked: TensorFlow does not survive a fork.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a worker needs to load the same models as the main process."""
+
+    model_path: str
+    max_side: int
+    min_face_px: int
+    min_score: float
+    max_batch_pixels: int
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """One photo as a worker saw it: its size and faces with vectors, or why it could not be read or detected."""
+
+    path: str
+    width: int = 0
+    height: int = 0
+    faces: tuple = ()  # EmbeddedFace
+    error: str | None = None
+    unreadable: bool = False  # the error came from decoding (else from detection)
+
+
+_pipeline = None  # the worker's own Pipeline, built once by _start
+
+
+def _start(settings: ModelSettings) -> None:
+    global _pipeline
+    from models.detect import Detector, quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from indexer.pipeline import Pipeline
+    from models.extractor import Extractor
+
+    detector = Detector(max_side=settings.max_side, min_face_px=settings.min_face_px, min_score=settings.min_score)
+    _pipeline = Pipeline(detector, Extractor(settings.model_path), max_batch_pixels=settings.max_batch_pixels)
+
+
+def _faces_of(paths: list[str]) -> list[PhotoFaces]:
+    """In a worker: decode the photos (in parts of bounded pixels), detect, align and embed their faces."""
+    from indexer.pipeline import decode_in_parts, reason_of
+    from models.image import ImageError
+
+    out = []
+    for part in decode_in_parts([(Path(p), "", 0) for p in paths], _pipeline.max_batch_pixels):
+        readable = [(item[0], image) for item, image in part if isinstance(image, np.ndarray)]
+        for (path, _, _), image in part:
+            if isinstance(image, ImageError):
+                out.append(PhotoFaces(str(path), error=reason_of(image, path), unreadable=True))
+        for (path, image), result in zip(readable, _pipeline.faces_in([image for _, image in readable])):
+            h, w = image.shape[:2]
+            if isinstance(result, str):
+                out.append(PhotoFaces(str(path), w, h, error=result))
+            else:
+                out.append(PhotoFaces(str(path), w, h, tuple(result)))
+    order = {p: n for n, p in enumerate(paths)}
+    return sorted(out, key=lambda r: order[r.path])
+
+
+class WorkerPool:
+    """`workers` spawned processes with the models loaded; `faces_of` spreads a list of photos over them."""
+
+    def __init__(self, settings: ModelSettings, workers: int):
+        import multiprocessing
+
+        if workers < 2:
+            raise ValueError("a worker pool needs at least 2 workers; with one, index in the process itself")
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start, initargs=(settings,))
+
+    def faces_of(self, paths: Sequence[Path]) -> Iterator[list[PhotoFaces]]:
+        """The photos' results in their order, in chunks as the workers finish them (one chunk per worker)."""
+        if not paths:
+            return
+        size = -(-len(paths) // self.workers)
+        chunks = [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
+        yield from self._pool.map(_faces_of, chunks)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
