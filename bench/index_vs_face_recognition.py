@@ -18,8 +18,9 @@ Folders, written to a temporary folder outside the repository (seeded, so every 
 
 Each tool indexes each folder as a user would run it, one fresh process per folder, both on all cores:
 
-- facesearch: `facesearch --home FRESH_HOME index FOLDER` (detection, alignment, embedding, database and
-  FAISS writes; its threads use every core);
+- facesearch: `facesearch --home FRESH_HOME index --workers W FOLDER` (detection, alignment, embedding,
+  database and FAISS writes; with W = 1, its own threads use every core; with more, W worker processes of
+  one thread each do the decoding, detection and embedding);
 - face_recognition: `face_recognition --cpus N KNOWN FOLDER` (`N` = all cores; its worker processes load
   each photo, shrink it to 1600 px when larger, find faces with the HOG detector upsampled once and encode
   each; KNOWN holds one photo, so every face is also compared once). It prints one line per face found
@@ -83,10 +84,11 @@ def timed(command: list[str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def run_facesearch(folder: Path, home: Path) -> tuple[float, int, dict[str, list[tuple[float, float]]]]:
+def run_facesearch(folder: Path, home: Path,
+                   workers: int = 1) -> tuple[float, int, dict[str, list[tuple[float, float]]]]:
     """(wall seconds, faces found, box centres per photo path) of `facesearch index` into a fresh home."""
     shutil.rmtree(home, ignore_errors=True)
-    seconds, _ = timed(facesearch_command() + ["--home", str(home), "index", str(folder)])
+    seconds, _ = timed(facesearch_command() + ["--home", str(home), "index", "--workers", str(workers), str(folder)])
     centres: dict[str, list[tuple[float, float]]] = {}
     with sqlite3.connect(home / "facesearch.db") as db:
         rows = db.execute("SELECT p.path, f.x0, f.y0, f.x1, f.y1 FROM faces f JOIN photos p ON p.id = f.photo_id")
@@ -172,6 +174,7 @@ def main() -> None:
     ap.add_argument("--large", default="1920x1080:30,4000x3000:30",
                     help="composed folders: WIDTHxHEIGHT:PHOTOS, comma-separated")
     ap.add_argument("--cpus", type=int, default=0, help="face_recognition --cpus (default: all cores)")
+    ap.add_argument("--workers", type=int, default=1, help="facesearch index --workers (default 1)")
     ap.add_argument("--tools", default="facesearch,face_recognition",
                     help="which to run (facesearch alone: to compare two versions of it, e.g. with PYTHONPATH "
                          "pointing at a checkout of an older commit)")
@@ -192,7 +195,7 @@ def main() -> None:
         print(f"wrote the folders in {time.monotonic() - start:.0f} s; indexing...", file=sys.stderr)
 
         tools = [t for t in ("facesearch", "face_recognition") if t in args.tools.split(",")]
-        runners = {"facesearch": lambda folder, name: run_facesearch(folder, work / f"home-{name}"),
+        runners = {"facesearch": lambda folder, name: run_facesearch(folder, work / f"home-{name}", args.workers),
                    "face_recognition": lambda folder, name: run_peer(folder, known, cpus)}
         startup = {t: runners[t](folders["one-photo"], "one")[0] for t in tools}
         results = {}
@@ -233,7 +236,8 @@ def main() -> None:
 def table(results: dict, startup: dict, cpus: int, args) -> str:
     lines = [
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d}, {machine()}; `python bench/index_vs_face_recognition.py "
-        f"--lfw {args.lfw} --large {args.large}`; face_recognition with `--cpus {cpus}`. Start-up (one photo): "
+        f"--lfw {args.lfw} --large {args.large} --workers {args.workers}`; face_recognition with `--cpus {cpus}`, "
+        f"facesearch with `--workers {args.workers}`. Start-up (one photo): "
         + ", ".join(f"{t} {s:.1f} s" for t, s in startup.items()) + ".",
         "",
         "| folder | tool | wall s | photos/s | photos/s after start-up | faces/s | faces found | placed faces found "
