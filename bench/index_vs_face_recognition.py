@@ -88,7 +88,8 @@ def run_facesearch(folder: Path, home: Path,
                    workers: int = 1) -> tuple[float, int, dict[str, list[tuple[float, float]]]]:
     """(wall seconds, faces found, box centres per photo path) of `facesearch index` into a fresh home."""
     shutil.rmtree(home, ignore_errors=True)
-    seconds, _ = timed(facesearch_command() + ["--home", str(home), "index", "--workers", str(workers), str(folder)])
+    options = ["--workers", str(workers)] if workers != 1 else []  # (versions before --workers still run)
+    seconds, _ = timed(facesearch_command() + ["--home", str(home), "index", *options, str(folder)])
     centres: dict[str, list[tuple[float, float]]] = {}
     with sqlite3.connect(home / "facesearch.db") as db:
         rows = db.execute("SELECT p.path, f.x0, f.y0, f.x1, f.y1 FROM faces f JOIN photos p ON p.id = f.photo_id")
