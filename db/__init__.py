@@ -5,10 +5,11 @@
 from db.schema import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, Base, FaceRow, ModelRow, PersonRow, PhotoRow,
 )
+from db.migrations import SCHEMA_VERSION, SchemaTooNew, schema_version
 from db.session import clear_write_ahead_log, connect, has_tables, session_factory, sqlite_path, sqlite_url
 
 __all__ = [
     "ENROLLED", "ENROLLED_FACE", "FAILED", "INDEXED", "INDEXED_FACE", "Base", "FaceRow", "ModelRow",
     "PersonRow", "PhotoRow", "clear_write_ahead_log", "connect", "has_tables", "session_factory", "sqlite_path",
-    "sqlite_url",
+    "sqlite_url", "SCHEMA_VERSION", "SchemaTooNew", "schema_version",
 ]

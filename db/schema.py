@@ -102,4 +102,5 @@ class FaceRow(Base):
         Index("ix_faces_photo", "photo_id"),
         Index("ix_faces_person", "person_id"),
         Index("ix_faces_model", "model_version"),
+        Index("ix_faces_kind", "kind"),  # schema version 2 (db/migrations.py)
     )

@@ -7,7 +7,10 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.migrations import prepare
 from db.schema import Base
+
+CORE_TABLES = [name for name in Base.metadata.tables if name != "schema_info"]  # what every version has
 
 # How long a writer waits for another process's lock before giving up, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000
@@ -27,17 +30,22 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def connect(url: str, create: bool = True) -> Engine:
-    """An engine for `url` with the tables in place (created when `create` and missing).
+    """An engine for `url` with the tables in place: created when `create` and missing, upgraded in place
+    when they are of an older schema version (`db.migrations`; SchemaTooNew when newer).
 
     SQLite files get write-ahead logging (readers never block the writer), a busy timeout, foreign keys and
-    secure deletion (deleted content is zeroed).
+    secure deletion (deleted content is zeroed). Any other SQLAlchemy URL works the same way, e.g.
+    `postgresql+psycopg://user@host/facesearch` (with `pip install 'facesearch[postgres]'`).
     """
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if is_sqlite else {})
     if is_sqlite:
         event.listen(engine, "connect", _tune_sqlite)
-    if create:
-        Base.metadata.create_all(engine)
+    try:
+        prepare(engine, create)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -52,7 +60,7 @@ def clear_write_ahead_log(engine: Engine) -> None:
 def has_tables(engine: Engine) -> bool:
     """Whether the facesearch tables exist in this database."""
     names = set(inspect(engine).get_table_names())
-    return set(Base.metadata.tables) <= names
+    return set(CORE_TABLES) <= names
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
-from db import INDEXED_FACE, connect, session_factory
+from db import INDEXED_FACE, SchemaTooNew, connect, session_factory
 from facesearch.config import Config
 from facesearch.errors import (
     BadOutputPath, DatabaseDamaged, DatabaseUnavailable, EmptyHome, InvalidName, ModelMismatch, ModelNotFound,
@@ -200,8 +200,11 @@ def _open_gallery(config: Config, model: ModelInfo, create: bool):
     except ImportError as e:
         raise DatabaseUnavailable(
             f"cannot open the database {config.db_url}: its driver is not installed ({e}).\n"
-            "Install it (for PostgreSQL: pip install psycopg2-binary), or check --db / FACESEARCH_DB."
+            "Install it (for PostgreSQL: pip install 'facesearch[postgres]' and a postgresql+psycopg:// URL), "
+            "or check --db / FACESEARCH_DB."
         ) from None
+    except SchemaTooNew as e:
+        raise DatabaseUnavailable(f"cannot open the database {config.db_url}: {e}") from None
     except (SQLAlchemyError, OSError) as e:
         _raise_if_damaged(config, e)
         raise DatabaseUnavailable(

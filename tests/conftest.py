@@ -2,7 +2,13 @@
 the shipped extractor (tests that need it are skipped, with the reason, until its weights exist)."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -66,3 +72,72 @@ def clean_environment(monkeypatch):
     """Tests choose their home with --home; settings from the shell running them must not leak in."""
     for name in ("FACESEARCH_HOME", "FACESEARCH_DB", "FACESEARCH_MODEL"):
         monkeypatch.delenv(name, raising=False)
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------------------
+# The storage tests run on SQLite and on PostgreSQL. `.ci/run` starts a server and names it in
+# FACESEARCH_TEST_POSTGRES (an SQLAlchemy URL without a database name); without it, a throwaway server is started
+# here when PostgreSQL's programs are installed (initdb, pg_ctl), and those tests are skipped when they are not.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # the server refuses to run as root; the image has a postgres user for it
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The SQLAlchemy URL of a PostgreSQL server for tests, without a database name."""
+    url = os.environ.get("FACESEARCH_TEST_POSTGRES")
+    if url:
+        yield url.rstrip("/")
+        return
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("PostgreSQL tests need psycopg: pip install -e '.[test]'")
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl); set FACESEARCH_TEST_POSTGRES to use a server")
+    # not under pytest's own temporary folder: that one is private to the user running the tests
+    root = Path(tempfile.mkdtemp(prefix="facesearch-test-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run(_as_postgres_user(["initdb", "-D", str(data), "-A", "trust", "-U", "facesearch"]), check=True,
+                   capture_output=True)
+    subprocess.run(_as_postgres_user(["pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                                      f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://facesearch@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_postgres_user(["pg_ctl", "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def new_postgres_database(server: str) -> str:
+    """Create an empty database on the test server; its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"fs_test_{uuid.uuid4().hex[:12]}"
+    u = make_url(server)
+    with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password, dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test: an SQLite file, or a new database on the test PostgreSQL server."""
+    from db import sqlite_url
+
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "facesearch.db")
+    return new_postgres_database(request.getfixturevalue("postgres_server"))

@@ -104,8 +104,10 @@ def test_usage_errors_exit_2(tmp_path, data_dir):
 
 
 @pytest.fixture
-def small_home(tmp_path, data_dir, fake_models):
-    """A home with 2 people enrolled (3 photos each) and 8 other photos indexed, with the test double."""
+def small_home(tmp_path, data_dir, fake_models, database_url, monkeypatch):
+    """A home with 2 people enrolled (3 photos each) and 8 other photos indexed, with the test double; its
+    database is an SQLite file or a PostgreSQL database (FACESEARCH_DB), so every test using it runs on both."""
+    monkeypatch.setenv("FACESEARCH_DB", database_url)
     home = tmp_path / "home"
     gallery = tmp_path / "gallery"
     gallery.mkdir()

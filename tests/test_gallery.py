@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from db import ENROLLED, FAILED, INDEXED, FaceRow, PhotoRow, sqlite_url
+from db import ENROLLED, FAILED, INDEXED, FaceRow, PhotoRow
 from indexer import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome, VectorIndex
 from models.extractor import ModelInfo
 from models.faces import Box, Face
@@ -30,8 +30,19 @@ def photo(n: int, faces: int = 1, error: str | None = None) -> PhotoOutcome:
                         tuple(face(100 * n + i, 10 + 30 * i) for i in range(faces)), error)
 
 
+DATABASES: dict = {}  # tmp_path -> the database URL of that test (see `backend`)
+
+
+@pytest.fixture(autouse=True)
+def backend(tmp_path, database_url):
+    """Every test here runs on SQLite and on PostgreSQL (conftest.database_url)."""
+    DATABASES[tmp_path] = database_url
+    yield
+    del DATABASES[tmp_path]
+
+
 def open_gallery(tmp_path, model: ModelInfo = MODEL) -> Gallery:
-    return Gallery.open(sqlite_url(tmp_path / "facesearch.db"), tmp_path / "faces.faiss", model)
+    return Gallery.open(DATABASES[tmp_path], tmp_path / "faces.faiss", model)
 
 
 def test_a_batch_goes_to_the_database_and_the_index(tmp_path):
