@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import INDEXED_FACE, SchemaTooNew, connect, session_factory
 from facesearch.config import Config
 from facesearch.errors import (
-    BadOutputPath, DatabaseDamaged, DatabaseUnavailable, EmptyHome, InvalidName, ModelMismatch, ModelNotFound,
-    NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
+    BadOutputPath, DatabaseDamaged, DatabaseUnavailable, EmptyHome, EngineUnavailable, InvalidName, ModelMismatch,
+    ModelNotFound, NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
 )
 from indexer import (
     PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
@@ -276,21 +276,40 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     recorded as failed and the run goes on. With `progress`, a progress bar is drawn on stderr. Runs on one
     home wait for each other (`on_wait` is told when this one waits), so two never write it at once. With
     `config.workers` above 1, photos are decoded, detected and embedded in that many worker processes
-    (`indexer.workers`); the results are written here, as without them.
+    (`indexer.workers`), and with `config.engine` "ray" by Ray actors (`indexer.ray_engine`); the results
+    are written here either way.
     """
     paths = _existing(paths)
     extractor = extractor or load_extractor(config)
     with ExitStack() as stack:
         gallery = stack.enter_context(_gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait))
         pipeline = _pipeline(config, detector, extractor)
-        if config.workers > 1:
-            from indexer.workers import ModelSettings, WorkerPool
-
-            settings = ModelSettings(str(config.model_path), config.max_side, config.min_face_px, config.min_score,
-                                     pipeline.max_batch_pixels)
-            pipeline.pool = stack.enter_context(WorkerPool(settings, config.workers))
+        pipeline.pool = _worker_pool(config, pipeline, stack)
         return index_paths(gallery, pipeline, paths, progress=progress,
                            on_step=_tracer(config.trace_path, config.trace_hold))
+
+
+def _worker_pool(config: Config, pipeline: Pipeline, stack: ExitStack):
+    """The processes or Ray actors that `index` spreads photos over (closed with `stack`), or None to work in
+    this process."""
+    from indexer.workers import ModelSettings, WorkerPool
+
+    settings = ModelSettings(str(config.model_path), config.max_side, config.min_face_px, config.min_score,
+                             pipeline.max_batch_pixels)
+    if config.engine == "ray":
+        from indexer.ray_engine import RayPool
+
+        try:
+            return stack.enter_context(RayPool(settings, config.workers, config.ray_address))
+        except Exception as e:  # Ray missing, or no cluster at the address
+            raise EngineUnavailable(f"cannot start the Ray engine ({type(e).__name__}: {e}).\n"
+                                    "Install it (pip install 'facesearch[ray]') and check --address, or index "
+                                    "with the local engine (--engine local).") from None
+    if config.engine != "local":
+        raise EngineUnavailable(f"no engine called {config.engine!r}: use local or ray")
+    if (config.workers or 1) > 1:
+        return stack.enter_context(WorkerPool(settings, config.workers))
+    return None
 
 
 TRACE_HOLD_S = 30.0  # how long a traced run pauses at the held step; a test kills it meanwhile

@@ -121,12 +121,20 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="Advanced: photos written together, one transaction each (default 16). Large photos are "
                    "decoded and detected a few at a time (at most 100 megapixels held), whatever N is.")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Processes that decode, detect and embed, each with its own copy of the models (about 0.9 GB "
-                   "each) on one core (default 1: this process, on all cores).")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="Processes (or Ray actors) that decode, detect and embed, each with its own copy of the models "
+                   "(about 0.9 GB each) on one core. Default: this process on all cores; with --engine ray, one "
+                   "actor per CPU of the cluster.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: detection and embedding on a Ray cluster (pip install 'facesearch[ray]'); results are "
+                   "written here, through the same database and index.")
+@click.option("--address", default=None, metavar="ADDRESS",
+              help="With --engine ray: the cluster to join (auto, or ray://head:10001). Default: start Ray on this "
+                   "machine for the run.")
 @click.pass_obj
 @reports_errors
-def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, workers: int | None) -> None:
+def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, workers: int | None, engine: str,
+          address: str | None) -> None:
     """Add photos to the gallery.
 
     PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by
@@ -137,11 +145,13 @@ def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, worke
     Example:
         facesearch index ~/Pictures/2023 ~/Pictures/2024
         facesearch index --workers 2 /photos/archive
+        facesearch index --engine ray --address auto /mnt/shared/photos
     """
     if batch_size is not None:
         config = replace(config, batch_size=batch_size)
-    if workers is not None:
-        config = replace(config, workers=workers)
+    if address and engine != "ray":
+        raise click.UsageError("--address is for --engine ray")
+    config = replace(config, workers=workers, engine=engine, ray_address=address)
     report = api.index(paths, config, progress=True, on_wait=note)
     click.echo(f"indexed {report.new} new photos with {report.faces} faces in {report.seconds:.1f} s")
     if report.already or report.moved:

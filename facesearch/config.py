@@ -33,7 +33,10 @@ class Config:
     max_side: int = 1280  # photos are detected on a copy at most this long
     min_face_px: int = 20  # smallest face searched for, in pixels of that copy
     min_score: float = 0.9  # detector confidence below which a face is dropped
-    workers: int = 1  # `index`: processes that decode, detect and embed (1: the command's own process)
+    workers: int | None = None  # `index`: processes (local) or actors (ray) that decode, detect and embed;
+    # None: the command's own process (local engine), one actor per CPU of the cluster (ray)
+    engine: str = "local"  # `index`: local, or ray (indexer/ray_engine.py)
+    ray_address: str | None = None  # `index --engine ray`: a cluster to join; None starts one on this machine
     data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
     trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it

@@ -59,3 +59,7 @@ class DatabaseUnavailable(FacesearchError):
 
 class BadOutputPath(FacesearchError):
     """An output path that cannot be written as asked."""
+
+
+class EngineUnavailable(FacesearchError):
+    """The engine asked for (`index --engine ray`) cannot be started or reached."""

@@ -149,17 +149,19 @@ def read_photo(path: Path) -> ReadPhoto:
     return ReadPhoto(path, sha256, size, read_image(path))
 
 
-def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int
+def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int,
+                    contents: Callable[[Path], bytes | None] = lambda path: None,
                     ) -> Iterator[list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]]:
     """Decode the photos of `items` (path, sha256, size) in order, yielding them in parts whose decoded images
     together hold at most `max_pixels` pixels (a single larger photo makes a part of its own). Each item comes
-    with its image, or the ImageError that reading it raised. A photo is decoded only when the part before it
+    with its image, or the ImageError that reading it raised; `contents` may give a photo's bytes instead of
+    its file being read. A photo is decoded only when the part before it
     has been handed over, so at most one part and one photo are held at once when the caller lets each part go."""
     part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]] = []
     pixels = 0
     for item in items:
         try:
-            image: np.ndarray | ImageError = read_image(item[0])
+            image: np.ndarray | ImageError = read_image(item[0], data=contents(item[0]))
         except ImageError as e:
             image = e
         size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0

@@ -59,13 +59,16 @@ def _start(settings: ModelSettings) -> None:
     _pipeline = Pipeline(detector, Extractor(settings.model_path), max_batch_pixels=settings.max_batch_pixels)
 
 
-def _faces_of(paths: list[str]) -> list[PhotoFaces]:
-    """In a worker: decode the photos (in parts of bounded pixels), detect, align and embed their faces."""
+def _faces_of(paths: list[str], contents: list[bytes] | None = None) -> list[PhotoFaces]:
+    """In a worker: decode the photos (in parts of bounded pixels; from `contents`, their bytes, when given),
+    detect, align and embed their faces."""
     from indexer.pipeline import decode_in_parts, reason_of
     from models.image import ImageError
 
     out = []
-    for part in decode_in_parts([(Path(p), "", 0) for p in paths], _pipeline.max_batch_pixels):
+    data = dict(zip(paths, contents)) if contents is not None else {}
+    items = [(Path(p), "", 0) for p in paths]
+    for part in decode_in_parts(items, _pipeline.max_batch_pixels, lambda p: data.get(str(p))):
         readable = [(item[0], image) for item, image in part if isinstance(image, np.ndarray)]
         for (path, _, _), image in part:
             if isinstance(image, ImageError):

@@ -1,6 +1,7 @@
 """Decoding photos: EXIF orientation applied, every mode to 8-bit RGB, decompression bombs refused."""
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -16,17 +17,19 @@ class ImageError(ValueError):
     """A file that could not be decoded as a photo; the message names the file and the problem."""
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | None = None) -> np.ndarray:
     """Decode `path` to an (h, w, 3) uint8 RGB array with its EXIF orientation applied.
 
     Grey, palette, RGBA, CMYK and 16-bit images all come back as 8-bit RGB; of an animated GIF the first
-    frame. Raises ImageError naming the file for anything that is not a readable photo.
+    frame. Raises ImageError naming the file for anything that is not a readable photo. With `data`, those
+    bytes are decoded instead of reading the file (a machine that cannot see the file was sent its bytes);
+    `path` still names it in errors.
     """
     path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if data is None else io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageError(f"{path}: {w}x{h} pixels is over the limit of {max_pixels:,} (decompression bomb?)")

@@ -243,3 +243,12 @@ def test_after_a_model_change_reindex_makes_the_home_searchable_again(small_home
 def test_version_answers_installed_or_not():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip()
+
+
+def test_index_engine_options_fail_clearly(tmp_path, data_dir, fake_models):
+    photo = lfw_photos("Hans_Blix")[0]
+    unreachable = run(tmp_path, "index", "--engine", "ray", "--address", "127.0.0.1:1", photo)
+    assert unreachable.exit_code == 2 and "no Ray cluster answers at 127.0.0.1:1" in unreachable.stderr
+    assert "--engine local" in unreachable.stderr
+    misplaced = run(tmp_path, "index", "--address", "auto", photo)
+    assert misplaced.exit_code == 2 and "--address is for --engine ray" in misplaced.output

@@ -253,11 +253,17 @@ def test_reembed_gives_every_stored_face_a_new_vector_without_detecting(tmp_path
         assert c.faces + c.stale_faces == indexed.faces + 1
 
 
-def test_worker_processes_index_what_one_process_indexes(tmp_path, folder, detector, shipped_model):
-    """`index --workers 2`: the same photos, failures, boxes and vectors as indexing in this process."""
+@pytest.mark.parametrize("engine", ["processes", "ray"])
+def test_worker_engines_index_what_one_process_indexes(tmp_path, folder, detector, shipped_model, engine):
+    """`index --workers 2` (spawned processes) and `index --engine ray --workers 2` (actors on a Ray instance
+    started for the run): the same photos, failures, boxes and vectors as indexing in this process."""
     from indexer.workers import ModelSettings, WorkerPool
     from models.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE_PX
     from models.extractor import Extractor
+
+    if engine == "ray":
+        pytest.importorskip("ray", reason="the Ray engine is an extra: pip install -e '.[test]'")
+        from indexer.ray_engine import RayPool
 
     extractor = Extractor(shipped_model)
     (tmp_path / "one").mkdir()
@@ -267,7 +273,8 @@ def test_worker_processes_index_what_one_process_indexes(tmp_path, folder, detec
         want = faces_by_photo(g)
         want_vectors = vectors_in_id_order(g)
     settings = ModelSettings(str(shipped_model), DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE_PX, 0.9, 100_000_000)
-    with WorkerPool(settings, 2) as pool, gallery_of(tmp_path / "two", extractor) as g:
+    pool = RayPool(settings, 2) if engine == "ray" else WorkerPool(settings, 2)
+    with pool, gallery_of(tmp_path / "two", extractor) as g:
         pooled = index_paths(g, Pipeline(detector, extractor, batch_size=4, pool=pool), [folder])
         got = faces_by_photo(g)
         got_vectors = vectors_in_id_order(g)
