@@ -13,7 +13,7 @@ from sqlalchemy import select
 from db import FAILED, FaceRow, PhotoRow
 from indexer.gallery import Gallery
 from indexer.scan import hash_file
-from indexer.vectors import INDEX_TYPE, Sidecar, sidecar_path
+from indexer.vectors import Scale, Sidecar, describe, sidecar_path, stored_ids
 
 
 @dataclass(frozen=True)
@@ -38,24 +38,31 @@ class CheckReport:
         return not (self.index_drift or self.other_model_faces or self.gone or self.changed)
 
 
-def read_saved_index(path: Path, model_version: str, dim: int) -> tuple[frozenset[int], str | None]:
+def read_saved_index(path: Path, model_version: str, dim: int,
+                     scale: Scale | None = None) -> tuple[frozenset[int], str | None]:
     """The ids held by the index saved at `path`, and what is wrong with it (None when it is sound and of
-    this model): missing, damaged or truncated, or written for another model or index type."""
+    this model): missing, damaged or truncated, written for another model, or of another index type than
+    its size calls for (`scale`, the engine's by default)."""
     if not path.exists():
         return frozenset(), f"{path} is missing"
     try:
         index = faiss.read_index(str(path))
     except (RuntimeError, OSError):
         return frozenset(), f"{path} is damaged or truncated (FAISS cannot read it)"
-    ids = frozenset(int(i) for i in faiss.vector_to_array(index.id_map)) if hasattr(index, "id_map") else frozenset()
+    try:
+        ids = frozenset(stored_ids(index).tolist())
+    except ValueError:
+        ids = frozenset()
     try:
         sidecar = Sidecar(**json.loads(sidecar_path(path).read_text()))
     except (OSError, ValueError, TypeError) as e:
         return ids, f"{sidecar_path(path)}, the description of the index, is missing or damaged ({e})"
     if sidecar.model_version != model_version:
         return ids, f"{path} holds vectors of model {sidecar.model_version}, the current model is {model_version}"
-    if index.d != dim or sidecar.dim != dim or sidecar.index_type != INDEX_TYPE:
-        return ids, f"{path} holds {index.d}-d vectors in a {sidecar.index_type} index, expected {dim}-d {INDEX_TYPE}"
+    wanted = (scale or Scale()).index_type(index.ntotal)
+    if index.d != dim or sidecar.dim != dim or describe(index) != sidecar.index_type or sidecar.index_type != wanted:
+        return ids, (f"{path} holds {index.d}-d vectors in a {describe(index)} index, expected {dim}-d {wanted} "
+                     f"for {index.ntotal} vectors")
     if index.ntotal != sidecar.count:
         return ids, f"{path} holds {index.ntotal} vectors but its description says {sidecar.count}"
     return ids, None
@@ -74,7 +81,7 @@ def check_gallery(gallery: Gallery, files: bool = True) -> CheckReport:
         other = len(s.scalars(select(FaceRow.id).where(FaceRow.model_version != model.version)).all())
         photos = s.execute(select(PhotoRow.path, PhotoRow.size_bytes, PhotoRow.sha256, PhotoRow.updated_at)
                            .where(PhotoRow.status != FAILED).order_by(PhotoRow.path)).all()
-    in_index, problem = read_saved_index(gallery.index_path, model.version, model.dim)
+    in_index, problem = read_saved_index(gallery.index_path, model.version, model.dim, gallery.scale)
     if problem is not None and not current and not gallery.index_path.exists():
         problem = None  # nothing to hold yet: an index that was never written is no drift
     gone: list[str] = []

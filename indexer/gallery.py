@@ -3,6 +3,12 @@
 Every write goes to the database first, in one transaction, and only then to the index; the index is saved
 when the gallery is closed. A run killed in between leaves an index whose sidecar disagrees with the
 database, and the next `Gallery` rebuilds it from the database.
+
+The index type follows the number of vectors (`indexer.vectors.Scale`). A gallery that grows or shrinks
+across a threshold keeps its index type while open and is rebuilt as the new type when it is saved (on
+close); a saved index of the wrong type for its size (written by an older version) is rebuilt when loaded.
+An IVF index is trained, when it is built, on a seeded random sample of the database's vectors, and
+re-ranks its shortlists with the exact vectors read from the database.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from db import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, FaceRow, ModelRow, PersonRow, PhotoRow,
     clear_write_ahead_log, connect, session_factory,
 )
-from indexer.vectors import INDEX_TYPE, VectorIndex, from_bytes, to_bytes
+from indexer.vectors import EXACT, Scale, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
 from models.faces import Box, Face
 
@@ -117,12 +123,14 @@ class Gallery:
     """The database and the vector index of one home, for one extractor model (its version, dim, threshold).
 
     Open it with `Gallery.open(url, index_path, model)` and close it (or use `with`) so the index is saved.
+    `scale` chooses the index type by size (the engine's defaults unless a test forces another).
     """
 
-    def __init__(self, engine: Engine, index_path: Path, model: ModelInfo):
+    def __init__(self, engine: Engine, index_path: Path, model: ModelInfo, scale: Scale | None = None):
         self.engine = engine
         self.index_path = Path(index_path)
         self.model = model
+        self.scale = scale or Scale()
         self._sessions = session_factory(engine)
         self._index: VectorIndex | None = None
         self._dirty = False
@@ -131,8 +139,8 @@ class Gallery:
         self._register_model()
 
     @classmethod
-    def open(cls, url: str, index_path: Path, model: ModelInfo) -> Gallery:
-        return cls(connect(url), index_path, model)
+    def open(cls, url: str, index_path: Path, model: ModelInfo, scale: Scale | None = None) -> Gallery:
+        return cls(connect(url), index_path, model, scale)
 
     def __enter__(self) -> Gallery:
         return self
@@ -156,15 +164,19 @@ class Gallery:
     def index(self) -> VectorIndex:
         """The vector index of the current model's faces, loaded from disk or rebuilt when out of step."""
         if self._index is None:
-            loaded = VectorIndex.load(self.index_path)
+            loaded = VectorIndex.load(self.index_path, self.stored_vectors, self.scale)
             count, max_id = self._vector_stats()
             if loaded is not None:
                 index, sidecar = loaded
-                if (sidecar.model_version == self.model.version and sidecar.dim == self.model.dim
-                        and sidecar.count == count and sidecar.max_id == max_id):
+                wanted = self.scale.index_type(count)
+                if (sidecar.model_version != self.model.version or sidecar.dim != self.model.dim
+                        or sidecar.count != count or sidecar.max_id != max_id):
+                    reason = "out of step with the database"
+                elif sidecar.index_type != wanted:
+                    reason = f"of type {sidecar.index_type}, but {count} vectors are searched with {wanted}"
+                else:
                     self._index = index
                     return index
-                reason = "out of step with the database"
             else:
                 reason = "damaged or unreadable"
             exists = self.index_path.exists()
@@ -175,11 +187,15 @@ class Gallery:
 
     @property
     def index_type(self) -> str:
-        return INDEX_TYPE
+        return self.index.type
 
     def rebuild_index(self) -> VectorIndex:
-        """A new index holding every vector of the current model in the database; it is saved on close."""
-        index = VectorIndex(self.model.dim)
+        """A new index holding every vector of the current model in the database, of the type its number
+        of vectors calls for (an IVF index trained on a sample of them); it is saved on close."""
+        count, _ = self._vector_stats()
+        index_type = self.scale.index_type(count)
+        training = None if index_type == EXACT else self._training_sample(self.scale.training_size(index_type, count))
+        index = VectorIndex.new(self.model.dim, index_type, training, self.stored_vectors, self.scale)
         query = (select(FaceRow.id, FaceRow.vector).where(FaceRow.model_version == self.model.version)
                  .execution_options(yield_per=_ROWS_PER_FETCH))
         with self.session() as s:
@@ -197,10 +213,35 @@ class Gallery:
         process wrote there), it is rebuilt from the database first, so a save never drops their vectors.
         `on_step` is told the steps of the file writes (see `indexer.vectors.write_atomic`)."""
         if self._index is not None and self._dirty:
-            if self._vector_stats() != (self._index.count, max(self._index.ids, default=-1)):
+            if (self._vector_stats() != (self._index.count, max(self._index.ids, default=-1))
+                    or self._index.type != self.scale.index_type(self._index.count)):
                 self.rebuild_index()
             self._index.save(self.index_path, self.model.version, on_step)
             self._dirty = False
+
+    def stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of the current model that the database holds for these face ids: (those ids, in the
+        order asked, (n, dim) vectors). The exact copy an IVF index re-ranks with."""
+        ids = np.asarray(ids, np.int64)
+        found: dict[int, bytes] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 500):
+                query = select(FaceRow.id, FaceRow.vector).where(FaceRow.id.in_(ids[start:start + 500].tolist()),
+                                                                 FaceRow.model_version == self.model.version)
+                found.update((i, v) for i, v in s.execute(query))
+        held = [i for i in ids.tolist() if i in found]
+        vectors = np.zeros((len(held), self.model.dim), np.float32)
+        for row, i in enumerate(held):
+            vectors[row] = from_bytes(found[i], self.model.dim)
+        return np.array(held, np.int64), vectors
+
+    def _training_sample(self, size: int) -> np.ndarray:
+        """`size` vectors of the current model, drawn at random (seeded) from the database's."""
+        with self.session() as s:
+            ids = np.array(s.scalars(select(FaceRow.id).where(FaceRow.model_version == self.model.version)).all(),
+                           np.int64)
+        chosen = np.sort(np.random.default_rng(0).choice(ids, size=min(size, len(ids)), replace=False))
+        return self.stored_vectors(chosen)[1]
 
     def _load_index(self) -> None:
         # loaded (or rebuilt) before a write, so that a rebuild never counts the rows being written twice

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from indexer.vectors import INDEX_TYPE, VectorIndex, from_bytes, sidecar_path, to_bytes
+from indexer.vectors import EXACT, VectorIndex, from_bytes, sidecar_path, to_bytes
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_save_and_load_return_the_same_neighbours(filled, tmp_path):
     path = tmp_path / "faces.faiss"
     sidecar = index.save(path, "m-1")
     assert json.loads(sidecar_path(path).read_text()) == {
-        "model_version": "m-1", "index_type": INDEX_TYPE, "dim": 16, "count": 200, "max_id": 1199}
+        "model_version": "m-1", "index_type": EXACT, "dim": 16, "count": 200, "max_id": 1199}
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     loaded, read = VectorIndex.load(path)
     assert read == sidecar
