@@ -174,11 +174,14 @@ def reindex(config: Config) -> None:
 
     After the extractor changes, faces stored under the old one are not searched until they get new vectors.
     This gives them new ones from their photos (at the paths where they were last seen) without detecting
-    faces again. Photos that moved, changed or cannot be read are listed; index their new folders.
+    faces again. Photos that moved, changed or cannot be read are listed; index their new folders. Each batch
+    of photos is one transaction: a killed run, rerun, goes on with the faces still waiting. `reembed` is
+    the same command.
 
     \b
     Example:
         facesearch reindex
+        facesearch reembed      # the same
     """
     report = api.reindex(config, progress=True, on_wait=note)
     click.echo(f"re-embedded {report.faces} faces of {report.photos} photos in {report.seconds:.1f} s")
@@ -186,6 +189,9 @@ def reindex(config: Config) -> None:
         click.echo(f"not re-embedded: {len(report.failed)} photos")
         for path, reason in report.failed:
             click.echo(f"  {path}: {reason}")
+
+
+cli.add_command(reindex, name="reembed")
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from conftest import REPO, lfw_photos
 from facesearch import api
 from facesearch.cli import cli
 
-COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex", "check", "export"]
+COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex", "reembed", "check", "export"]
 
 
 def run(home, *args, input=None):
