@@ -123,8 +123,9 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
                    "decoded and detected a few at a time (at most 100 megapixels held), whatever N is.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Processes (or Ray actors) that decode, detect and embed, each with its own copy of the models "
-                   "(about 0.9 GB each) on one core. Default: this process on all cores; with --engine ray, one "
-                   "actor per CPU of the cluster.")
+                   "(about 0.9 GB each) on one core; for machines with more cores (on 2 cores one process is "
+                   "faster). Default: this process on all cores; with --engine ray, one actor per CPU of the "
+                   "cluster.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: detection and embedding on a Ray cluster (pip install 'facesearch[ray]'); results are "
                    "written here, through the same database and index.")

@@ -3,9 +3,10 @@
 Each worker is a spawned process that loads the detector and the extractor once and then turns lists of photo
 paths into faces with vectors; the main process still hashes photos, decides what to read and writes every
 result through the same `Gallery` (one transaction per batch), so a killed run reruns exactly as with one
-process. A worker runs TensorFlow on one thread: MTCNN's many small calls and the numpy work between them
-use a second core poorly from one process, while two processes keep both busy (`bench/index_vs_face_recognition.py`
-measures it). Workers are spawned, never forked: TensorFlow does not survive a fork.
+process. A worker runs TensorFlow on one thread. On this project's 2-core machine two such workers were
+slower than one process using both cores (README, "What each change bought": 34 against 40 LFW photos/s),
+so the default stays one process; the pool is for machines with more cores, and the Ray engine's actors run
+the same code (`indexer/ray_engine.py`). Workers are spawned, never forked: TensorFlow does not survive a fork.
 """
 from __future__ import annotations
 

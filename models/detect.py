@@ -44,8 +44,8 @@ def as_graphs(mtcnn):
     """`mtcnn` with each stage's network called as one TensorFlow graph instead of layer by layer from Python.
 
     MTCNN 1.0.0 calls its Keras networks eagerly, P-Net once per pyramid scale (about 12 calls for a 1280x720
-    copy). Measured on this project's 2-core machine: 1.6x faster on one 1920x1080 photo, 2x on 16 LFW photos,
-    the same faces, boxes and scores (tests/test_models_detect.py compares them). Each signature leaves the
+    copy). Measured on this project's 2-core machine (`bench/query_latency.py`): MTCNN on one 1920x1080 photo
+    took 166 ms instead of 337, with the same faces, boxes and scores (tests/test_models_detect.py compares them). Each signature leaves the
     image size open, so a new photo size costs no new tracing. Relies on the stages keeping their network in
     `_model` (mtcnn is pinned to 1.0.0); a stage without one is left as it is.
     """
