@@ -135,6 +135,7 @@ class Gallery:
         self._index: VectorIndex | None = None
         self._dirty = False
         self.rebuilt = False  # whether opening found the saved index out of step and rebuilt it
+        self.caught_up = 0  # faces written elsewhere since the saved index, added to it on opening (`_catch_up`)
         self.rebuilt_because: str | None = None  # why the saved index was not used, when a saved one was there
         self._register_model()
 
@@ -169,6 +170,11 @@ class Gallery:
             if loaded is not None:
                 index, sidecar = loaded
                 wanted = self.scale.index_type(count)
+                if (sidecar.model_version == self.model.version and sidecar.dim == self.model.dim
+                        and sidecar.index_type == wanted and sidecar.count < count
+                        and self._catch_up(index, sidecar.max_id, count - sidecar.count)):
+                    self._index = index
+                    return index
                 if (sidecar.model_version != self.model.version or sidecar.dim != self.model.dim
                         or sidecar.count != count or sidecar.max_id != max_id):
                     reason = "out of step with the database"
@@ -184,6 +190,24 @@ class Gallery:
             if exists:
                 self.rebuilt_because = f"{self.index_path} was {reason}; it was rebuilt from the database"
         return self._index
+
+    def _catch_up(self, index: VectorIndex, saved_max_id: int, missing: int) -> bool:
+        """Add to a saved index the faces written since it was saved, by other runs or other machines sharing
+        the database: those of the current model with ids above the largest it holds. Only when they are
+        exactly the `missing` faces (nothing it holds was removed meanwhile) is it done; then True, and the
+        index is saved on close. Otherwise False, and the caller rebuilds it from the database."""
+        query = (select(FaceRow.id, FaceRow.vector)
+                 .where(FaceRow.model_version == self.model.version, FaceRow.id > saved_max_id)
+                 .order_by(FaceRow.id).limit(missing + 1))
+        with self.session() as s:
+            rows = s.execute(query).all()
+        if len(rows) != missing:
+            return False
+        index.add(np.array([r.id for r in rows], np.int64),
+                  np.stack([from_bytes(r.vector, self.model.dim) for r in rows]))
+        self._dirty = True
+        self.caught_up = missing
+        return True
 
     @property
     def index_type(self) -> str:

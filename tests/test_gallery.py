@@ -77,7 +77,7 @@ def test_a_photo_already_indexed_is_not_written_twice(tmp_path):
             assert s.scalar(select(func.count(FaceRow.id))) == 2
 
 
-def test_an_index_out_of_step_is_rebuilt_from_the_database(tmp_path):
+def test_an_index_behind_the_database_catches_up_with_the_faces_written_since(tmp_path):
     with open_gallery(tmp_path) as g:
         g.write(BatchWrite(photos=[photo(1, 2)]))
     # a run killed after its database commit, before saving the index: the database has more than the file
@@ -87,12 +87,39 @@ def test_an_index_out_of_step_is_rebuilt_from_the_database(tmp_path):
     assert VectorIndex.load(tmp_path / "faces.faiss")[1].count == 2
     with open_gallery(tmp_path) as g:
         assert g.index.count == 5
-        assert g.rebuilt
+        assert g.caught_up == 3 and not g.rebuilt  # the 3 new faces added by id, nothing rebuilt
         _, found = g.index.search(unit(200), 1)
         with g.session() as s:
             assert s.get(FaceRow, int(found[0, 0])).photo.path == "/photos/2.jpg"
     with open_gallery(tmp_path) as g:
         assert g.index.count == 5 and not g.rebuilt
+
+
+def test_homes_sharing_one_database_keep_their_indexes_current(tmp_path):
+    """Two machines on one database (on PostgreSQL in the second run of this test), each with its own index
+    file: what one writes, the other adds to its index by face id when it next opens the gallery, and both
+    answer the same; after a removal the other rebuilds instead."""
+
+    def other_home() -> Gallery:
+        return Gallery.open(DATABASES[tmp_path], tmp_path / "other-home.faiss", MODEL)
+
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(1, 2), photo(2, 1)]))
+    with other_home() as h:
+        assert h.index.count == 3 and h.rebuilt  # its first index, built from the database
+    with open_gallery(tmp_path) as g:
+        g.write(BatchWrite(photos=[photo(3, 2), photo(4, 1)]))
+        g.enroll("Ada", [EnrollItem(f"{99:064x}", "/photos/ada.jpg", 10, 160, 160, face(7))])
+        want = g.index.search(np.stack([unit(s) for s in (100, 300, 400, 7)]), 3)
+    with other_home() as h:
+        assert h.index.count == 7 and h.caught_up == 4 and not h.rebuilt  # (the index loads on first use)
+        got = h.index.search(np.stack([unit(s) for s in (100, 300, 400, 7)]), 3)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    with open_gallery(tmp_path) as g:
+        assert g.forget("Ada") is not None
+    with other_home() as h:
+        assert h.index.count == 6 and h.rebuilt and h.caught_up == 0  # a face it held is gone: rebuilt
 
 
 def test_a_new_model_version_gets_an_index_of_its_own_vectors(tmp_path):
