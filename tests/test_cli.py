@@ -252,3 +252,24 @@ def test_index_engine_options_fail_clearly(tmp_path, data_dir, fake_models):
     assert "--engine local" in unreachable.stderr
     misplaced = run(tmp_path, "index", "--address", "auto", photo)
     assert misplaced.exit_code == 2 and "--address is for --engine ray" in misplaced.output
+
+
+def test_two_homes_on_one_database_answer_who_alike(tmp_path, data_dir, fake_models, database_url, monkeypatch):
+    """Two machines (two homes, each with its own FAISS index) sharing one database, SQLite or PostgreSQL:
+    what one enrolls and indexes, the other finds, and `who` answers the same on both."""
+    monkeypatch.setenv("FACESEARCH_DB", database_url)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run(first, "enroll", "Hans_Blix", *lfw_photos("Hans_Blix")[:3]).exit_code == 0
+    assert run(first, "index", *lfw_photos("Laura_Bush")[3:6]).exit_code == 0
+    queries = [lfw_photos("Hans_Blix")[0], lfw_photos("Laura_Bush")[0], lfw_photos("Hans_Blix")[4]]
+
+    def who(home):
+        result = run(home, "who", *queries, "--json")
+        assert result.exit_code == 0, result.output
+        answers = [json.loads(line) for line in result.stdout.splitlines()]
+        return sorted((a["photo"], a["name"], round(a["distance"], 4)) for a in answers)
+
+    assert who(second) == who(first) and any(name == "Hans_Blix" for _, name, _ in who(second))
+    assert run(second, "enroll", "Laura_Bush", *lfw_photos("Laura_Bush")[:3]).exit_code == 0
+    after = who(first)  # the first home's saved index catches up with what the second wrote
+    assert after == who(second) and any(name == "Laura_Bush" for _, name, _ in after)
