@@ -108,7 +108,7 @@ class Forgotten:
 @dataclass(frozen=True)
 class Status:
     home: Path
-    db_url: str
+    db_url: str  # with any password masked
     model_version: str | None  # None when the extractor's weights are missing
     threshold: float | None
     threshold_far: float | None
@@ -199,16 +199,16 @@ def _open_gallery(config: Config, model: ModelInfo, create: bool):
         gallery = Gallery.open(config.db_url, config.index_path, model)
     except ImportError as e:
         raise DatabaseUnavailable(
-            f"cannot open the database {config.db_url}: its driver is not installed ({e}).\n"
+            f"cannot open the database {config.db_shown}: its driver is not installed ({e}).\n"
             "Install it (for PostgreSQL: pip install 'facesearch[postgres]' and a postgresql+psycopg:// URL), "
             "or check --db / FACESEARCH_DB."
         ) from None
     except SchemaTooNew as e:
-        raise DatabaseUnavailable(f"cannot open the database {config.db_url}: {e}") from None
+        raise DatabaseUnavailable(f"cannot open the database {config.db_shown}: {e}") from None
     except (SQLAlchemyError, OSError) as e:
         _raise_if_damaged(config, e)
         raise DatabaseUnavailable(
-            f"cannot open the database {config.db_url}: {getattr(e, 'orig', None) or e}.\n"
+            f"cannot open the database {config.db_shown}: {getattr(e, 'orig', None) or e}.\n"
             "Check --db / FACESEARCH_DB, and that the home folder is writable."
         ) from None
     except ValueError as e:
@@ -217,7 +217,7 @@ def _open_gallery(config: Config, model: ModelInfo, create: bool):
         yield gallery
     except SQLAlchemyError as e:
         _raise_if_damaged(config, e)
-        raise DatabaseUnavailable(f"database error on {config.db_url}: {getattr(e, 'orig', None) or e}") from None
+        raise DatabaseUnavailable(f"database error on {config.db_shown}: {getattr(e, 'orig', None) or e}") from None
     finally:
         gallery.close()
 
@@ -602,7 +602,7 @@ def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None,
 def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
     """Counts of photos, failures, faces and people, the model in use and the index; works on an empty home."""
     if not _has_database(config):
-        return Status(config.home, config.db_url, None, None, None, None, None, Counts(0, 0, 0, 0, 0, 0, 0), (),
+        return Status(config.home, config.db_shown, None, None, None, None, None, Counts(0, 0, 0, 0, 0, 0, 0), (),
                       note=f"{config.home} holds no database yet: index or enroll to start one.")
     try:
         extractor = extractor or load_extractor(config)
@@ -616,9 +616,9 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
                 engine.dispose()
         except SQLAlchemyError as db_error:
             _raise_if_damaged(config, db_error)
-            raise DatabaseUnavailable(f"cannot read the database {config.db_url}: "
+            raise DatabaseUnavailable(f"cannot read the database {config.db_shown}: "
                                       f"{getattr(db_error, 'orig', None) or db_error}") from None
-        return Status(config.home, config.db_url, None, None, None, None, None, counts, (), note=str(e))
+        return Status(config.home, config.db_shown, None, None, None, None, None, counts, (), note=str(e))
     with _gallery(config, extractor.info, create=False) as gallery:
         counts = gallery.counts()
         note = None
@@ -629,7 +629,7 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
         index_size = gallery.index.count
         if gallery.rebuilt_because:
             note = gallery.rebuilt_because + ("\n" + note if note else "")
-        return Status(config.home, config.db_url, extractor.version, threshold,
+        return Status(config.home, config.db_shown, extractor.version, threshold,
                       far, gallery.index_type, index_size, counts,
                       tuple(gallery.failures()), note)
 

@@ -47,6 +47,16 @@ class Config:
         return self.home / INDEX_FILE
 
     @property
+    def db_shown(self) -> str:
+        """The database URL as messages and `status` show it: any password replaced by ***."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.db_url).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy can parse: it cannot hold a password it would use either
+            return self.db_url
+
+    @property
     def db_file(self) -> Path | None:
         """The SQLite file of the database, or None for a database server."""
         return sqlite_path(self.db_url)

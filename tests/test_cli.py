@@ -273,3 +273,10 @@ def test_two_homes_on_one_database_answer_who_alike(tmp_path, data_dir, fake_mod
     assert run(second, "enroll", "Laura_Bush", *lfw_photos("Laura_Bush")[:3]).exit_code == 0
     after = who(first)  # the first home's saved index catches up with what the second wrote
     assert after == who(second) and any(name == "Laura_Bush" for _, name, _ in after)
+
+
+def test_a_database_password_is_never_shown(tmp_path):
+    url = "postgresql+psycopg://ada:s3cret-word@127.0.0.1:1/gallery"  # nothing listens on port 1
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "--db", url, "status"])
+    assert result.exit_code == 2 and "cannot open the database" in result.output
+    assert "s3cret-word" not in result.output and "ada:***@127.0.0.1:1/gallery" in result.output
