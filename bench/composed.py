@@ -14,6 +14,9 @@ import platform
 import random
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,19 @@ def add_work_options(parser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="face data (default FACESEARCH_DATA or ../shared/data)")
     parser.add_argument("--work", type=Path, default=None, help="folder for photos and homes (default a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+
+
+@contextmanager
+def work_folder(args, prefix: str) -> Iterator[Path]:
+    """`--work`, or a new temporary folder; removed afterwards unless `--keep` (see `add_work_options`)."""
+    work = args.work or Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def default_data() -> Path:

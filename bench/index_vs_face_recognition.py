@@ -47,7 +47,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from composed import (  # noqa: E402
     Layout, Region, add_work_options, compose, default_data, facesearch_command, lfw_people, lfw_pictures, machine,
-    score_detections,
+    score_detections, work_folder,
 )
 
 LAYOUTS = {
@@ -189,8 +188,7 @@ def main() -> None:
         width, height = (int(v) for v in size.lower().split("x"))
         large.append((width, height, int(count or 30)))
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="facesearch-index-bench-"))
-    try:
+    with work_folder(args, "facesearch-index-bench-") as work:
         start = time.monotonic()
         folders, placed, known = build_folders(work, args.data or default_data(), args.lfw, large, args.seed)
         print(f"wrote the folders in {time.monotonic() - start:.0f} s; indexing...", file=sys.stderr)
@@ -227,11 +225,6 @@ def main() -> None:
             args.json.write_text(json.dumps({"date": dt.datetime.now(dt.UTC).isoformat(timespec="minutes"),
                                              "machine": machine(), "startup_seconds": startup,
                                              "folders": results, "cpus": cpus}, indent=2))
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def table(results: dict, startup: dict, cpus: int, args) -> str:

@@ -26,11 +26,9 @@ import argparse
 import datetime as dt
 import random
 import resource
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from composed import (  # noqa: E402
     Layout, Region, add_work_options, compose, default_data, facesearch_command, lfw_pictures, machine,
-    score_detections,
+    score_detections, work_folder,
 )
 
 LAYOUT = Layout(width=4000, height=3000, cols=4, rows=3,  # 12 MP; one pasted face at most per 1000x1000 cell
@@ -87,10 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     faces_per_photo = tuple(int(v) for v in args.faces.split(","))
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="facesearch-bench-"))
-    photos_dir, home = work / "photos", work / "home"
-    photos_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args, "facesearch-bench-") as work:
+        photos_dir, home = work / "photos", work / "home"
+        photos_dir.mkdir(parents=True, exist_ok=True)
         rng = random.Random(args.seed)
         pictures = lfw_pictures(args.data or default_data())
         placed: dict[str, list[tuple]] = {}
@@ -126,11 +123,6 @@ def main() -> None:
         print("| measure | value |\n| --- | --- |")
         for name, value in rows:
             print(f"| {name} | {value} |")
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from composed import (  # noqa: E402
     Layout, add_work_options, compose, default_data, facesearch_command, lfw_people, lfw_pictures, machine,
+    work_folder,
 )
 
 LAYOUT = Layout(1920, 1080, cols=4, rows=2, tile_px=(150, 400), faces=(4, 8))
@@ -55,8 +55,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     add_work_options(ap)
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="facesearch-ray-bench-"))
-    try:
+    with work_folder(args, "facesearch-ray-bench-") as work:
         rng = random.Random(args.seed)
         data = args.data or default_data()
         every = [p for files in lfw_people(data).values() for p in files]
@@ -108,11 +107,6 @@ def main() -> None:
                                              "machine": machine(), "photos": photos, "runs": rows,
                                              "serial_s": serial, "parallel_s": parallel,
                                              "predicted_s": predicted}, indent=2))
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

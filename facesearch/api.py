@@ -12,6 +12,7 @@ import functools
 import os
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -676,7 +677,7 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
         with gallery.session() as s:
             names = dict(s.execute(select(PersonRow.id, PersonRow.name).order_by(PersonRow.name)).all())
             photos = [dict(photo_id=p.id, path=p.path, sha256=p.sha256, width=p.width, height=p.height,
-                           status=p.status, error=p.error, faces=0)
+                           status=p.status, error=p.error)
                       for p in s.scalars(select(PhotoRow).order_by(PhotoRow.id))]
             rows = s.execute(select(FaceRow.id, FaceRow.photo_id, PhotoRow.path, FaceRow.x0, FaceRow.y0, FaceRow.x1,
                                     FaceRow.y1, FaceRow.landmarks, FaceRow.score, FaceRow.kind, FaceRow.person_id,
@@ -705,16 +706,11 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
                     if distance is not None and distance < threshold:
                         faces[slot].update(name=nearest, name_source="match", distance=distance)
                         matched += 1
-    per_photo = {p["photo_id"]: p for p in photos}
-    named: dict[str, int] = {}
-    for face in faces:
-        per_photo[face["photo_id"]]["faces"] += 1
-        if face["kind"] == INDEXED_FACE and face["name"] is not None:
-            named[face["name"]] = named.get(face["name"], 0) + 1
-    enrolled: dict[str, int] = {}
-    for face in faces:
-        if face["kind"] != INDEXED_FACE and face["name"] is not None:
-            enrolled[face["name"]] = enrolled.get(face["name"], 0) + 1
+    per_photo = Counter(f["photo_id"] for f in faces)
+    for photo in photos:
+        photo["faces"] = per_photo[photo["photo_id"]]
+    named = Counter(f["name"] for f in faces if f["kind"] == INDEXED_FACE and f["name"] is not None)
+    enrolled = Counter(f["name"] for f in faces if f["kind"] != INDEXED_FACE and f["name"] is not None)
     people_rows = [dict(person_id=pid, name=name, enrolled_faces=enrolled.get(name, 0),
                         gallery_faces_named=named.get(name, 0)) for pid, name in names.items()]
     about = {"home": str(config.home), "model_version": version, "threshold": threshold,

@@ -58,6 +58,18 @@ class ReadPhoto:
 
 
 @dataclass(frozen=True)
+class PhotoFaces:
+    """One photo after detection: its size and faces with vectors, or why it could not be read (then no size)
+    or detected. What `faces_of_part` gives, in this process or in a worker."""
+
+    path: str
+    width: int | None = None
+    height: int | None = None
+    faces: tuple[EmbeddedFace, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class IndexReport:
     """What one `index_paths` run did."""
 
@@ -278,42 +290,54 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                        time.monotonic() - start)
 
 
+def faces_of_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]
+                  ) -> list[PhotoFaces]:
+    """Detect and embed the decoded photos of one part (see `decode_in_parts`); one result per photo, in order.
+    This process runs it for `index`, and so do the worker processes and Ray actors (`indexer.workers`)."""
+    found = iter(pipeline.faces_in([image for _, image in part if isinstance(image, np.ndarray)]))
+    out = []
+    for (p, _, _), image in part:
+        if isinstance(image, ImageError):
+            out.append(PhotoFaces(str(p), error=reason_of(image, p)))
+            continue
+        h, w = image.shape[:2]
+        result = next(found)
+        out.append(PhotoFaces(str(p), w, h, error=result) if isinstance(result, str)
+                   else PhotoFaces(str(p), w, h, tuple(result)))
+    return out
+
+
+def _record(results: list[PhotoFaces], items: dict[str, tuple[Path, str, int]], write: BatchWrite,
+            failed: list[tuple[str, str]]) -> int:
+    """Add the outcomes of these photos (`items`: path, sha256, size by path) to `write` and those that failed
+    to `failed`; returns how many were added with their faces."""
+    added = 0
+    for r in results:
+        _, sha256, size = items[r.path]
+        write.photos.append(PhotoOutcome(sha256, r.path, size, r.width, r.height, r.faces, r.error))
+        if r.error is None:
+            added += 1
+        else:
+            failed.append((r.path, r.error))
+    return added
+
+
 def _detect_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]],
                  write: BatchWrite, failed: list[tuple[str, str]]) -> tuple[int, int]:
     """Detect and embed the decoded photos of one part of a batch, adding their outcomes to `write` and the
     photos that failed to `failed`; returns (photos detected, photos added with their faces)."""
-    readable = [(item, image) for item, image in part if isinstance(image, np.ndarray)]
-    for (p, sha256, size), error in part:
-        if isinstance(error, ImageError):
-            failed.append((str(p), reason_of(error, p)))
-            write.photos.append(PhotoOutcome(sha256, str(p), size, error=reason_of(error, p)))
-    added = 0
-    for ((p, sha256, size), image), result in zip(readable, pipeline.faces_in([image for _, image in readable])):
-        h, w = image.shape[:2]
-        if isinstance(result, str):
-            failed.append((str(p), result))
-            write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, error=result))
-        else:
-            write.photos.append(PhotoOutcome(sha256, str(p), size, w, h, faces=tuple(result)))
-            added += 1
-    return len(readable), added
+    results = faces_of_part(pipeline, part)
+    added = _record(results, {str(item[0]): item for item, _ in part}, write, failed)
+    return sum(r.width is not None for r in results), added
 
 
 def _detect_in_workers(pool: WorkerPool, items: list[tuple[Path, str, int]], write: BatchWrite,
                        failed: list[tuple[str, str]], step: Callable[[str], None]) -> int:
     """`_detect_part` for a whole batch done by the worker processes; returns photos added with their faces."""
     added = 0
-    by_path = {str(p): (p, sha256, size) for p, sha256, size in items}
+    by_path = {str(item[0]): item for item in items}
     for chunk in pool.faces_of([p for p, _, _ in items]):
-        for r in chunk:
-            p, sha256, size = by_path[r.path]
-            if r.error is not None:
-                failed.append((str(p), r.error))
-                size_known = (None, None) if r.unreadable else (r.width, r.height)
-                write.photos.append(PhotoOutcome(sha256, str(p), size, *size_known, error=r.error))
-            else:
-                write.photos.append(PhotoOutcome(sha256, str(p), size, r.width, r.height, faces=r.faces))
-                added += 1
+        added += _record(chunk, by_path, write, failed)
         step(f"detected {len(chunk)}")
     return added
 

@@ -16,7 +16,8 @@ import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from indexer.workers import ModelSettings, PhotoFaces
+from indexer.pipeline import PhotoFaces
+from indexer.workers import ModelSettings, split_evenly
 
 
 class _FacesActor:
@@ -56,11 +57,8 @@ class RayPool:
         """The photos' results in their order, in chunks (one per actor), each chunk as soon as it is done."""
         if not paths:
             return
-        size = -(-len(paths) // len(self._actors))
-        refs = []
-        for actor, first in zip(self._actors, range(0, len(paths), size)):
-            chunk = [str(p) for p in paths[first:first + size]]
-            refs.append(actor.faces_of.remote(chunk, [_bytes_of(p) for p in chunk]))
+        refs = [actor.faces_of.remote(chunk, [_bytes_of(p) for p in chunk])
+                for actor, chunk in zip(self._actors, split_evenly(paths, len(self._actors)))]
         for ref in refs:
             yield self._ray.get(ref)
 

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from indexer.pipeline import PhotoFaces, decode_in_parts, faces_of_part
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,6 @@ class ModelSettings:
     min_face_px: int
     min_score: float
     max_batch_pixels: int
-
-
-@dataclass(frozen=True)
-class PhotoFaces:
-    """One photo as a worker saw it: its size and faces with vectors, or why it could not be read or detected."""
-
-    path: str
-    width: int = 0
-    height: int = 0
-    faces: tuple = ()  # EmbeddedFace
-    error: str | None = None
-    unreadable: bool = False  # the error came from decoding (else from detection)
 
 
 _pipeline = None  # the worker's own Pipeline, built once by _start
@@ -62,26 +50,19 @@ def _start(settings: ModelSettings) -> None:
 
 def _faces_of(paths: list[str], contents: list[bytes] | None = None) -> list[PhotoFaces]:
     """In a worker: decode the photos (in parts of bounded pixels; from `contents`, their bytes, when given),
-    detect, align and embed their faces."""
-    from indexer.pipeline import decode_in_parts, reason_of
-    from models.image import ImageError
-
-    out = []
+    detect, align and embed their faces; one result per photo, in order."""
     data = dict(zip(paths, contents)) if contents is not None else {}
-    items = [(Path(p), "", 0) for p in paths]
-    for part in decode_in_parts(items, _pipeline.max_batch_pixels, lambda p: data.get(str(p))):
-        readable = [(item[0], image) for item, image in part if isinstance(image, np.ndarray)]
-        for (path, _, _), image in part:
-            if isinstance(image, ImageError):
-                out.append(PhotoFaces(str(path), error=reason_of(image, path), unreadable=True))
-        for (path, image), result in zip(readable, _pipeline.faces_in([image for _, image in readable])):
-            h, w = image.shape[:2]
-            if isinstance(result, str):
-                out.append(PhotoFaces(str(path), w, h, error=result))
-            else:
-                out.append(PhotoFaces(str(path), w, h, tuple(result)))
-    order = {p: n for n, p in enumerate(paths)}
-    return sorted(out, key=lambda r: order[r.path])
+    out = []
+    for part in decode_in_parts([(Path(p), "", 0) for p in paths], _pipeline.max_batch_pixels,
+                                lambda p: data.get(str(p))):
+        out.extend(faces_of_part(_pipeline, part))
+    return out
+
+
+def split_evenly(paths: Sequence[Path], parts: int) -> list[list[str]]:
+    """`paths` as strings in at most `parts` consecutive chunks of equal size (the last may be shorter)."""
+    size = -(-len(paths) // parts)
+    return [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
 
 
 class WorkerPool:
@@ -100,9 +81,7 @@ class WorkerPool:
         """The photos' results in their order, in chunks as the workers finish them (one chunk per worker)."""
         if not paths:
             return
-        size = -(-len(paths) // self.workers)
-        chunks = [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
-        yield from self._pool.map(_faces_of, chunks)
+        yield from self._pool.map(_faces_of, split_evenly(paths, self.workers))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
