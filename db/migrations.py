@@ -19,7 +19,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, Integer, inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.schema import Base
+from db.schema import Base, ClusterFaceRow, ClusterRow, RejectionRow
 
 
 class SchemaInfo(Base):
@@ -36,8 +36,15 @@ def _v2_face_kind_index(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_faces_kind ON faces (kind)"))
 
 
+def _v3_clusters_and_corrections(conn: Connection) -> None:
+    """Version 3: clusters of unnamed faces and the corrections users made (three new tables; no table that
+    existed changes). The tables are created from their definitions in `db/schema.py`; a later version that
+    changes one of them must say so in its own migration."""
+    Base.metadata.create_all(conn, tables=[ClusterRow.__table__, ClusterFaceRow.__table__, RejectionRow.__table__])
+
+
 # version -> the function that brings a database of version - 1 to it
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_face_kind_index}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_face_kind_index, 3: _v3_clusters_and_corrections}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 FIRST_VERSION = 1  # the tables as created before schema_info existed
 

@@ -1,4 +1,5 @@
-"""The tables: photos, faces, people and model versions (SQLAlchemy 2.0 typed declarative).
+"""The tables: photos, faces, people, model versions, clusters of unnamed faces and the corrections users made
+(SQLAlchemy 2.0 typed declarative).
 
 The database is the source of truth; the FAISS index is a cache rebuilt from the `faces.vector` column.
 Vectors are stored as raw little-endian float32 bytes (no pickle), landmarks as JSON.
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint, String, Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # photos.status
@@ -104,3 +107,40 @@ class FaceRow(Base):
         Index("ix_faces_model", "model_version"),
         Index("ix_faces_kind", "kind"),  # schema version 2 (db/migrations.py)
     )
+
+
+class ClusterRow(Base):
+    """A group of gallery faces that no one has named yet and that look like one person (`facesearch cluster`).
+
+    Its id is what users name it by (`facesearch name CLUSTER NAME`), so it never changes: new faces join an
+    existing cluster, and a cluster is only dropped when it is named, or emptied by moving its faces away.
+    """
+
+    __tablename__ = "clusters"  # schema version 3
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClusterFaceRow(Base):
+    """A face's membership of a cluster: at most one cluster per face, and only while the face has no person."""
+
+    __tablename__ = "cluster_faces"  # schema version 3
+
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+
+    __table_args__ = (Index("ix_cluster_faces_cluster", "cluster_id"),)
+
+
+class RejectionRow(Base):
+    """A correction: a user said this face is not this person. `who`, `search`, `export`, `cluster` and
+    `name` never give the face that person's name again (until the user moves it to them)."""
+
+    __tablename__ = "face_rejections"  # schema version 3
+
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (PrimaryKeyConstraint("face_id", "person_id"), Index("ix_face_rejections_person", "person_id"))

@@ -8,9 +8,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.migrations import prepare
-from db.schema import Base
 
-CORE_TABLES = [name for name in Base.metadata.tables if name != "schema_info"]  # what every version has
+CORE_TABLES = ["model_versions", "photos", "people", "faces"]  # what every schema version has
 
 # How long a writer waits for another process's lock before giving up, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000

@@ -29,8 +29,9 @@ from facesearch.errors import (
 )
 from indexer import (
     PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
-    check_gallery, index_paths, is_photo, reembed_stale, repair_index, scan,
+    check_gallery, hash_file, index_paths, is_photo, reembed_stale, repair_index, scan,
 )
+from indexer.library import match_people, nearest_person, rejections
 from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor, enroll_people, reason_of
 from models.extractor import ModelInfo
@@ -56,6 +57,7 @@ class FaceAnswer:
     distance: float | None  # cosine distance to the nearest enrolled person; None when no one was in reach
     nearest: str | None  # that nearest person, named even when beyond the threshold
     score: float  # detector confidence, 0..1
+    face_id: int | None = None  # the stored face, when the photo is indexed: what `move` and `reject` take
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class Sighting:
 
     photo: str
     box: Box
-    distance: float  # cosine distance to the nearest of the person's enrolled faces
+    distance: float  # cosine distance to the nearest of the person's reference faces
+    face_id: int | None = None  # that face in the gallery
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class PersonSummary:
     name: str
     enrolled_faces: int
     photos: int  # gallery photos where they are found under the threshold
+    given_faces: int = 0  # gallery faces given to them (a named cluster, a moved face)
 
 
 @dataclass(frozen=True)
@@ -413,27 +417,14 @@ def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector |
 # -- answering -----------------------------------------------------------------------------------------------------
 
 
-def nearest_person(distances: np.ndarray, ids: np.ndarray,
-                   person_of: dict[int, str]) -> tuple[str | None, float | None]:
-    """The person with the nearest face among search hits (ids -1 are no hit), and that distance.
-
-    Hits are grouped by person and each person scored by their best (smallest) distance.
-    """
-    best: dict[str, float] = {}
-    for d, i in zip(distances.tolist(), ids.tolist()):
-        name = person_of.get(int(i))
-        if name is not None and d < best.get(name, np.inf):
-            best[name] = d
-    if not best:
-        return None, None
-    name = min(best, key=best.__getitem__)
-    return name, float(best[name])
-
-
 def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
         extractor: FaceExtractor | None = None) -> list[PhotoAnswer]:
-    """Name every face of each photo: the enrolled person nearest to it when nearer than the threshold, else
-    UNKNOWN. A photo that cannot be read gets an answer with `error` set; the others are still answered."""
+    """Name every face of each photo: the person nearest to it when nearer than the threshold, else UNKNOWN.
+
+    A person's reference faces are their enrolled faces and the gallery faces given to them. When a photo is
+    in the gallery, each face is matched to its stored face (`face_id`), and corrections made to that face are
+    kept: it is never named after a person it was rejected for. A photo that cannot be read gets an answer
+    with `error` set; the others are still answered."""
     paths = _existing(photos)
     _require_database(config)
     extractor = extractor or load_extractor(config)
@@ -442,8 +433,6 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
         person_of = gallery.person_faces()
         if not person_of:
             _no_people(gallery, config)
-        among = np.fromiter(person_of, np.int64)
-        k = min(config.k, len(among))
         pipeline = _pipeline(config, detector, extractor)
         answers: list[PhotoAnswer] = []
         for first in range(0, len(paths), config.batch_size):
@@ -455,20 +444,33 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
                     readable.append(p)
                 except ImageError as e:
                     answers.append(PhotoAnswer(p, error=reason_of(e, p)))
-            for p, found in zip(readable, pipeline.faces_in(images)):
+            stored = gallery.stored_boxes([hash_file(p)[0] for p in readable])
+            for p, found, boxes in zip(readable, pipeline.faces_in(images), stored):
                 if isinstance(found, str):
                     answers.append(PhotoAnswer(p, error=found))
                     continue
                 faces = []
                 if found:
-                    distances, ids = gallery.index.search(np.stack([ef.vector for ef in found]), k, among=among)
-                    for ef, d, i in zip(found, distances, ids):
-                        nearest, distance = nearest_person(d, i, person_of)
-                        name = nearest if distance is not None and distance < threshold else UNKNOWN
-                        faces.append(FaceAnswer(ef.face.box, name, distance, nearest, float(ef.face.score)))
+                    face_ids = [stored_face_id(ef.face.box, boxes) for ef in found]
+                    matches = match_people(gallery, np.stack([ef.vector for ef in found]), threshold, config.k,
+                                           face_ids, person_of)
+                    for ef, m, face_id in zip(found, matches, face_ids):
+                        faces.append(FaceAnswer(ef.face.box, m.name or UNKNOWN, m.distance, m.nearest,
+                                                float(ef.face.score), face_id))
                 answers.append(PhotoAnswer(p, tuple(faces)))
     order = {p: n for n, p in enumerate(paths)}
     return sorted(answers, key=lambda a: order[a.photo])
+
+
+def stored_face_id(box: Box, stored: Sequence[tuple[int, Box]], min_overlap: float = 0.5) -> int | None:
+    """The stored face whose box overlaps `box` most (intersection over union at least `min_overlap`), or None.
+    The same photo through the same detector gives the same boxes; the margin absorbs rounding."""
+    best, best_overlap = None, min_overlap
+    for face_id, other in stored:
+        overlap = box.overlap(other)
+        if overlap >= best_overlap:
+            best, best_overlap = face_id, overlap
+    return best
 
 
 def _no_people(gallery: Gallery, config: Config):
@@ -518,7 +520,8 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
 
 
 def _sightings(gallery: Gallery, name: str, threshold: float) -> list[Sighting]:
-    """Gallery photos with a face nearer than `threshold` to one of `name`'s faces, nearest first."""
+    """Gallery photos with a face nearer than `threshold` to one of `name`'s reference faces, nearest first.
+    Faces given to someone else, or rejected for `name`, are left out."""
     _, vectors = gallery.vectors_of(name)
     if len(vectors) == 0:
         return []
@@ -527,13 +530,15 @@ def _sightings(gallery: Gallery, name: str, threshold: float) -> list[Sighting]:
         for i, d in zip(ids.tolist(), distances.tolist()):
             if d < best.get(i, np.inf):
                 best[i] = d
+    stored = gallery.faces(best)
+    rejected = rejections(gallery, best)
     per_photo: dict[str, Sighting] = {}
-    for face_id, face in gallery.faces(best).items():
-        if face.kind != INDEXED_FACE:
+    for face_id, face in stored.items():
+        if face.kind != INDEXED_FACE or face.person not in (None, name) or name in rejected.get(face_id, ()):
             continue
         d = best[face_id]
         if face.photo_path not in per_photo or d < per_photo[face.photo_path].distance:
-            per_photo[face.photo_path] = Sighting(face.photo_path, face.box, d)
+            per_photo[face.photo_path] = Sighting(face.photo_path, face.box, d, face_id)
     return sorted(per_photo.values(), key=lambda s: (s.distance, s.photo))
 
 
@@ -570,7 +575,7 @@ def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[Pe
     extractor = extractor or load_extractor(config)
     threshold = _threshold(config, extractor)
     with _gallery(config, extractor.info, create=False) as gallery:
-        return [PersonSummary(p.name, p.enrolled_faces, len(_sightings(gallery, p.name, threshold)))
+        return [PersonSummary(p.name, p.enrolled_faces, len(_sightings(gallery, p.name, threshold)), p.given_faces)
                 for p in gallery.people()]
 
 
@@ -581,7 +586,7 @@ def person(name: str, config: Config, *, extractor: FaceExtractor | None = None)
     with _gallery(config, extractor.info, create=False) as gallery:
         for p in gallery.people():
             if p.name == name:
-                return PersonSummary(p.name, p.enrolled_faces, 0)
+                return PersonSummary(p.name, p.enrolled_faces, 0, p.given_faces)
         raise _unknown_person(gallery, name)
 
 
@@ -693,19 +698,14 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
             elif r.model_version == version:
                 to_match.append((len(faces), from_bytes(r.vector, extractor.info.dim)))
             faces.append(face)
-        person_of = gallery.person_faces()
         matched = 0
-        if person_of and to_match:
-            among = np.fromiter(person_of, np.int64)
-            k = min(config.k, len(among))
-            for first in range(0, len(to_match), 1024):
-                chunk = to_match[first:first + 1024]
-                distances, ids = gallery.index.search(np.stack([v for _, v in chunk]), k, among=among)
-                for (slot, _), d, i in zip(chunk, distances, ids):
-                    nearest, distance = nearest_person(d, i, person_of)
-                    if distance is not None and distance < threshold:
-                        faces[slot].update(name=nearest, name_source="match", distance=distance)
-                        matched += 1
+        if to_match:
+            ids = [faces[slot]["face_id"] for slot, _ in to_match]
+            found = match_people(gallery, np.stack([v for _, v in to_match]), threshold, config.k, ids)
+            for (slot, _), m in zip(to_match, found):
+                if m.name is not None:
+                    faces[slot].update(name=m.name, name_source="match", distance=m.distance)
+                    matched += 1
     per_photo = Counter(f["photo_id"] for f in faces)
     for photo in photos:
         photo["faces"] = per_photo[photo["photo_id"]]

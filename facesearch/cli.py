@@ -34,6 +34,7 @@ class _OnFirstUse:
 
 
 api = _OnFirstUse("facesearch.api")
+organise = _OnFirstUse("facesearch.organise")
 
 EXIT_CODES = """\b
 Exit codes:
@@ -50,6 +51,7 @@ Environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB
 
 EXISTING_PHOTO = click.Path(exists=True, dir_okay=False, path_type=Path)
 EXISTING_PATH = click.Path(exists=True, path_type=Path)
+FACE_IDS = click.argument("face_ids", nargs=-1, required=True, type=click.IntRange(min=1), metavar="FACE...")
 THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default=None,
                          help="Cosine distance under which two faces are one person (default: the model's).")
 
@@ -237,7 +239,8 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
 @cli.command()
 @click.argument("photos", nargs=-1, required=True, type=EXISTING_PHOTO, metavar="PHOTO...")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per face (JSON lines): photo, box, name, distance, score, nearest.")
+              help="One JSON object per face (JSON lines): photo, box, name, distance, score, nearest, face_id "
+                   "(the stored face, for move and reject; null when the photo is not indexed).")
 @click.option("--csv", "as_csv", is_flag=True,
               help="CSV with a header row, one row per face: photo, x0, y0, x1, y1, name, distance, score, nearest.")
 @click.option("--annotate", "annotate_to", type=click.Path(path_type=Path), default=None, metavar="OUT",
@@ -342,7 +345,8 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
 def search(config: Config, name: str, as_json: bool, threshold: float | None) -> None:
     """List the indexed photos where a person appears.
 
-    Every gallery photo with a face nearer than the threshold to one of NAME's enrolled faces, nearest first:
+    Every gallery photo with a face nearer than the threshold to one of NAME's reference faces (enrolled, or
+    given to them by `name` or `move`), nearest first, leaving out faces marked as not NAME (`reject`):
     cosine distance, path, and the box (x0 y0 x1 y1, pixels) of that face. Exit code 1 when none is found.
 
     \b
@@ -354,7 +358,7 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None) ->
     for s in found:
         if as_json:
             click.echo(json.dumps({"photo": s.photo, "box": s.box.as_list(), "distance": _round(s.distance),
-                                   "name": name}))
+                                   "name": name, "face_id": s.face_id}))
         else:
             click.echo(f"{s.distance:.3f}  {s.photo}  {_box_text(s.box)}")
     if not found:
@@ -369,7 +373,8 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None) ->
 def people(config: Config, as_json: bool) -> None:
     """List everyone enrolled.
 
-    With each person: their number of enrolled faces and of gallery photos they are found in.
+    With each person: their number of enrolled faces, of gallery faces given to them (a named cluster, moved
+    faces), and of gallery photos they are found in.
 
     \b
     Example:
@@ -379,12 +384,13 @@ def people(config: Config, as_json: bool) -> None:
     if not everyone:
         note(f"no one is enrolled in {config.home} yet (facesearch enroll NAME PHOTO...)")
     if not as_json and everyone:
-        click.echo(f"{'name':<30} {'enrolled faces':>14} {'photos':>7}")
+        click.echo(f"{'name':<30} {'enrolled faces':>14} {'given faces':>11} {'photos':>7}")
     for p in everyone:
         if as_json:
-            click.echo(json.dumps({"name": p.name, "enrolled_faces": p.enrolled_faces, "photos": p.photos}))
+            click.echo(json.dumps({"name": p.name, "enrolled_faces": p.enrolled_faces, "given_faces": p.given_faces,
+                                   "photos": p.photos}))
         else:
-            click.echo(f"{p.name:<30} {p.enrolled_faces:>14} {p.photos:>7}")
+            click.echo(f"{p.name:<30} {p.enrolled_faces:>14} {p.given_faces:>11} {p.photos:>7}")
 
 
 @cli.command()
@@ -463,9 +469,9 @@ def status(config: Config, as_json: bool) -> None:
 def export(config: Config, out_dir: Path, formats: tuple[str, ...]) -> None:
     """Write people, photos and faces (boxes, scores, names) into OUT_DIR for other tools.
 
-    A face is named after its person when it has one (enrolled faces), else after the enrolled person
-    nearest to it when nearer than the threshold, as `who` would name it (name_source: enrolled, assigned
-    or match; distance: how near the match is). Files are replaced whole: a killed export leaves the
+    A face is named after its person when it has one (enrolled faces, faces given by name or move), else
+    after the person nearest to it when nearer than the threshold, as `who` would name it (name_source:
+    enrolled, assigned or match; distance: how near the match is). Files are replaced whole: a killed export leaves the
     previous files, never half of one.
 
     \b
@@ -530,6 +536,155 @@ def check(config: Config, repair: bool, no_files: bool) -> None:
         click.echo("consistent: the index and the photo files agree with the database")
     else:
         sys.exit(1)
+
+
+# -- organising a library ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--min-size", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Faces a group needs to become a cluster; smaller groups wait for more faces.")
+@THRESHOLD
+@click.pass_obj
+@reports_errors
+def cluster(config: Config, min_size: int, threshold: float | None) -> None:
+    """Group the faces no one has named into clusters of one person each.
+
+    Considered: faces of indexed photos that belong to no one and that `who` would not name. Each joins the
+    existing cluster whose faces are nearest on average, when nearer than the threshold; the others are
+    grouped among themselves (average linkage at the threshold), and each group of at least --min-size faces
+    becomes a new cluster. Run it again after indexing more photos: existing clusters keep their numbers and
+    faces, and named ones are people, never reshuffled.
+
+    \b
+    Example:
+        facesearch cluster
+        facesearch clusters --sheets sheets/
+        facesearch name 3 "Ada Lovelace"
+    """
+    r = organise.cluster(with_threshold(config, threshold), min_size=min_size, on_wait=note)
+    click.echo(f"{r.new_clusters} new clusters ({r.in_new_clusters} faces), {r.joined} faces joined existing "
+               f"clusters; {r.clusters} clusters in all")
+    click.echo(f"left alone: {r.matched} faces that match someone, {r.unclustered} in groups under {min_size} faces")
+    if r.clusters:
+        note("next: facesearch clusters (--sheets DIR draws them), then facesearch name CLUSTER NAME")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per cluster (JSON lines), with every face id.")
+@click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Photos shown per cluster (the most typical faces first).")
+@click.option("--sheets", "sheets_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Also write a contact sheet per cluster into DIR: cluster-<id>.jpg.")
+@click.pass_obj
+@reports_errors
+def clusters(config: Config, as_json: bool, samples: int, sheets_dir: Path | None) -> None:
+    """List the clusters of unnamed faces, largest first.
+
+    With each cluster: its number (what `name` takes), its size, and sample photos.
+
+    \b
+    Example:
+        facesearch clusters
+        facesearch clusters --sheets sheets/ && open sheets/cluster-3.jpg
+        facesearch clusters --json | jq -r 'select(.faces > 10) | .cluster'
+    """
+    found = organise.clusters(config)
+    if not found:
+        note("no clusters yet: run facesearch cluster (after facesearch index FOLDER)")
+    if not as_json and found:
+        click.echo(f"{'cluster':>7} {'faces':>6}  sample photos")
+    for c in found:
+        if as_json:
+            click.echo(json.dumps({"cluster": c.id, "faces": c.size, "face_ids": list(c.face_ids),
+                                   "photos": list(c.photos[:samples])}))
+        else:
+            shown = ", ".join(c.photos[:samples]) + (" ..." if len(c.photos) > samples else "")
+            click.echo(f"{c.id:>7} {c.size:>6}  {shown}")
+    if sheets_dir is not None and found:
+        for path in organise.contact_sheets(found, sheets_dir, config, on_error=lambda m: note(f"warning: {m}")):
+            note(f"wrote {path}")
+
+
+@cli.command("name")
+@click.argument("cluster_id", type=int, metavar="CLUSTER")
+@click.argument("person", metavar="NAME")
+@click.pass_obj
+@reports_errors
+def name_cluster(config: Config, cluster_id: int, person: str) -> None:
+    """Name a cluster: its faces become NAME's (a new person, or one already enrolled).
+
+    From then on `who` and `search` use these faces as references for NAME. Faces once marked as not NAME
+    (facesearch reject) stay unnamed.
+
+    \b
+    Example:
+        facesearch name 3 "Ada Lovelace"
+    """
+    done = organise.name(cluster_id, person, config, on_wait=note)
+    click.echo(f"cluster {cluster_id} is now {done.name}: {done.faces} faces"
+               f"{' (a new person)' if done.created else ''}")
+    if done.skipped:
+        note(f"{len(done.skipped)} faces were marked as not {done.name} and stay unnamed "
+             f"(face ids {_ids_text(done.skipped)})")
+
+
+@cli.command()
+@FACE_IDS
+@click.argument("person", metavar="NAME")
+@click.pass_obj
+@reports_errors
+def move(config: Config, face_ids: tuple[int, ...], person: str) -> None:
+    """Give faces to a person, or to no one (NAME `unknown`).
+
+    FACE is a face id, as `who --json`, `search --json`, `clusters --json` and `export` show them. A face
+    taken from someone is remembered as not them, so a match never gives it back to them.
+
+    \b
+    Example:
+        facesearch move 1042 1043 "Ada Lovelace"
+        facesearch move 1044 unknown
+    """
+    done = organise.move(face_ids, person, config, on_wait=note)
+    click.echo(f"moved {done.faces} faces to {done.name}" + (" (a new person)" if done.created else ""))
+
+
+@cli.command()
+@FACE_IDS
+@click.argument("person", metavar="NAME")
+@click.pass_obj
+@reports_errors
+def reject(config: Config, face_ids: tuple[int, ...], person: str) -> None:
+    """Say that faces are not NAME: no command names them NAME again.
+
+    `who`, `search`, `export` and `cluster` respect it from then on; a face given to NAME is taken back.
+    Undo it by moving the face to NAME (facesearch move FACE NAME).
+
+    \b
+    Example:
+        facesearch who party.jpg --json        # face ids are in the output
+        facesearch reject 1042 "Ada Lovelace"
+    """
+    new = organise.reject(face_ids, person, config, on_wait=note)
+    click.echo(f"{len(face_ids)} faces marked as not {person.strip()} ({new} new)")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, metavar="NAME...")
+@click.argument("target", metavar="INTO")
+@click.pass_obj
+@reports_errors
+def merge(config: Config, sources: tuple[str, ...], target: str) -> None:
+    """Merge people into INTO (created if new: merging one person into a new name renames them).
+
+    Their enrolled and given faces and their corrections go to INTO, and they are removed.
+
+    \b
+    Example:
+        facesearch merge "A. Lovelace" "Ada Lovelace"
+    """
+    done = organise.merge(sources, target, config, on_wait=note)
+    click.echo(f"merged {', '.join(sources)} into {done.name}: {done.faces} faces moved")
 
 
 def _ids_text(ids: tuple[int, ...], most: int = 10) -> str:
@@ -692,7 +847,8 @@ def _round(value: float | None) -> float | None:
 
 def _face_json(answer: api.PhotoAnswer, face: api.FaceAnswer) -> dict:
     return {"photo": str(answer.photo), "box": face.box.as_list(), "name": face.name,
-            "distance": _round(face.distance), "score": _round(face.score), "nearest": face.nearest}
+            "distance": _round(face.distance), "score": _round(face.score), "nearest": face.nearest,
+            "face_id": face.face_id}
 
 
 def main() -> None:

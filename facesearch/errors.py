@@ -63,3 +63,7 @@ class BadOutputPath(FacesearchError):
 
 class EngineUnavailable(FacesearchError):
     """The engine asked for (`index --engine ray`) cannot be started or reached."""
+
+
+class CorrectionRefused(FacesearchError):
+    """A cluster, face or person named in a correction does not exist, or the correction cannot be applied."""

@@ -12,12 +12,12 @@ re-ranks its shortlists with the exact vectors read from the database.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,6 +88,7 @@ class StoredFace:
 class PersonCount:
     name: str
     enrolled_faces: int  # under any extractor version
+    given_faces: int = 0  # gallery faces given to them (a named cluster, a moved face), under any version
 
 
 @dataclass(frozen=True)
@@ -455,12 +456,14 @@ class Gallery:
             return list(s.scalars(select(PersonRow.name).order_by(PersonRow.name)))
 
     def people(self) -> list[PersonCount]:
-        """Everyone enrolled, by name, with their count of enrolled faces."""
-        query = (select(PersonRow.name, func.count(FaceRow.id))
-                 .outerjoin(FaceRow, (FaceRow.person_id == PersonRow.id) & (FaceRow.kind == ENROLLED_FACE))
-                 .group_by(PersonRow.id).order_by(PersonRow.name))
+        """Everyone enrolled or named, by name, with their counts of enrolled faces and of gallery faces given
+        to them."""
+        enrolled = func.count(case((FaceRow.kind == ENROLLED_FACE, FaceRow.id)))
+        given = func.count(case((FaceRow.kind == INDEXED_FACE, FaceRow.id)))
+        query = (select(PersonRow.name, enrolled, given).outerjoin(FaceRow, FaceRow.person_id == PersonRow.id)
+                 .group_by(PersonRow.id, PersonRow.name).order_by(PersonRow.name))
         with self.session() as s:
-            return [PersonCount(name, int(n)) for name, n in s.execute(query)]
+            return [PersonCount(name, int(n), int(g)) for name, n, g in s.execute(query)]
 
     def person_faces(self) -> dict[int, str]:
         """Face id to person name, for every face with a person under the current model."""
@@ -496,6 +499,20 @@ class Gallery:
                     out[row.id] = StoredFace(row.id, path, Box(row.x0, row.y0, row.x1, row.y1), row.score,
                                              row.kind, person)
         return out
+
+    def stored_boxes(self, hashes: Sequence[str]) -> list[list[tuple[int, Box]]]:
+        """For each photo content hash, the (face id, box) of the faces stored for that photo (none when the
+        photo is not in the database)."""
+        by_hash: dict[str, list[tuple[int, Box]]] = {}
+        wanted = list(set(hashes))
+        with self.session() as s:
+            for start in range(0, len(wanted), 500):
+                query = (select(PhotoRow.sha256, FaceRow.id, FaceRow.x0, FaceRow.y0, FaceRow.x1, FaceRow.y1)
+                         .join(FaceRow, FaceRow.photo_id == PhotoRow.id)
+                         .where(PhotoRow.sha256.in_(wanted[start:start + 500])).order_by(FaceRow.id))
+                for sha, face_id, x0, y0, x1, y1 in s.execute(query):
+                    by_hash.setdefault(sha, []).append((face_id, Box(x0, y0, x1, y1)))
+        return [by_hash.get(h, []) for h in hashes]
 
     def counts(self) -> Counts:
         with self.session() as s:

@@ -34,6 +34,13 @@ class Box:
     def as_list(self) -> list[int]:
         return [int(round(v)) for v in (self.x0, self.y0, self.x1, self.y1)]
 
+    def overlap(self, other: "Box") -> float:
+        """Intersection over union with `other`: 1 for the same box, 0 for boxes that do not touch."""
+        inner = Box(max(self.x0, other.x0), max(self.y0, other.y0), min(self.x1, other.x1), min(self.y1, other.y1))
+        common = inner.area if inner.width > 0 and inner.height > 0 else 0.0
+        union = self.area + other.area - common
+        return common / union if union > 0 else 0.0
+
 
 @dataclass(frozen=True, eq=False)
 class Face:

@@ -100,3 +100,57 @@ def ten_fold(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict
         "tar_at_far_1e-2": tar_at_far(distances, same, 1e-2),
         "pairs": int(len(distances)),
     }
+
+
+def bcubed(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """BCubed precision, recall and F1 of a clustering (Bagga and Baldwin, 1998; Amigo et al., 2009).
+
+    `truth` and `predicted` give each item's true identity and its cluster. For an item, precision is the share
+    of its cluster that shares its identity and recall the share of its identity that is in its cluster (both
+    counting the item itself); each is averaged over items, and F1 is their harmonic mean. A predicted label
+    of -1 means "in no cluster": each such item counts as a cluster of its own.
+    """
+    truth = np.asarray(truth)
+    predicted = np.asarray(predicted, np.int64).copy()
+    if len(truth) != len(predicted):
+        raise ValueError("truth and predicted must label the same items")
+    if len(truth) == 0:
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "items": 0}
+    alone = predicted < 0
+    predicted[alone] = predicted.max(initial=0) + 1 + np.arange(int(alone.sum()))
+    _, t = np.unique(truth, return_inverse=True)
+    _, p = np.unique(predicted, return_inverse=True)
+    both = np.zeros((p.max() + 1, t.max() + 1), np.int64)  # items per (cluster, identity)
+    np.add.at(both, (p, t), 1)
+    shared = both[p, t]  # for each item: items in its cluster with its identity, itself included
+    precision = float(np.mean(shared / both.sum(axis=1)[p]))
+    recall = float(np.mean(shared / both.sum(axis=0)[t]))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": float(f1), "items": int(len(truth))}
+
+
+def open_set(known_distances: np.ndarray, known_correct: np.ndarray, unknown_distances: np.ndarray,
+             false_alarm: float = 0.01) -> dict:
+    """Open-set identification: rank-1 accuracy and the detection-and-identification rate (DIR) at a
+    false-alarm rate (the watch-list measure of NIST's face recognition vendor tests).
+
+    `known_distances` is, for each probe whose person is in the gallery, its distance to the nearest gallery
+    entry, and `known_correct` whether that entry is its person; `unknown_distances` the same distance for each
+    probe whose person is not in the gallery. The threshold is the largest under which at most `false_alarm` of
+    the unknown probes fall (a probe is accepted when strictly nearer); DIR is the share of known probes whose
+    nearest entry is right *and* nearer than that threshold.
+    """
+    known = np.asarray(known_distances, np.float64)
+    correct = np.asarray(known_correct, bool)
+    unknown = np.sort(np.asarray(unknown_distances, np.float64))
+    allowed = int(np.floor(false_alarm * len(unknown) + 1e-9))  # unknown probes that may be accepted
+    threshold = float(unknown[allowed]) if allowed < len(unknown) else np.inf
+    accepted = known < threshold
+    return {
+        "rank1": float(correct.mean()) if len(correct) else 0.0,
+        "dir": float((correct & accepted).mean()) if len(correct) else 0.0,
+        "threshold": threshold,
+        "false_alarm": float(np.mean(unknown < threshold)) if len(unknown) else 0.0,
+        "known_probes": int(len(known)),
+        "unknown_probes": int(len(unknown)),
+    }

@@ -335,3 +335,91 @@ def test_export_writes_every_photo_and_face_with_the_names_who_gives(home, tmp_p
     blocker.write_text("x")
     refused = run(home, "export", blocker)
     assert refused.exit_code == 2 and str(blocker) in refused.output and "is a file" in refused.output
+
+
+def person_of_photo(path: str) -> str:
+    """The LFW name in a photo's file name (Name_NNNN.jpg)."""
+    return Path(path).stem.rsplit("_", 1)[0]
+
+
+def test_organise_a_library_cluster_name_and_corrections_that_stick(home, tmp_path):
+    """The faces of the forty people never enrolled are grouped, a cluster named, and corrections kept.
+
+    Measured with fs-triplet-20261128-1b4bbfa045 on this home: 49 clusters of 157 faces (37 faces left in
+    groups of one, 64 matching an enrolled person); 151 of the 157 clustered photos belong to their cluster's
+    most frequent person, and 2 of them are photos of enrolled people that were not matched to them. The bars
+    below leave a margin for another model."""
+    own = tmp_path / "home"
+    shutil.copytree(home, own)
+    result = run(own, "cluster")
+    assert result.exit_code == 0, result.output
+    found = json_lines(run(own, "clusters", "--json", "--samples", "1000").stdout)
+    assert len(found) >= 30
+    majority = [max(set(names), key=names.count) for names in
+                ([person_of_photo(p) for p in c["photos"]] for c in found)]
+    clustered = [person_of_photo(p) for c in found for p in c["photos"]]
+    right = sum(person_of_photo(p) == m for c, m in zip(found, majority) for p in c["photos"])
+    assert right >= 0.85 * len(clustered)
+    # the enrolled people's gallery faces are mostly matched to them (who names them), so not clustered
+    assert sum(name in ENROLLED for name in clustered) <= 10
+    # a rerun forms nothing new and keeps every cluster as it was
+    assert "0 new clusters" in run(own, "cluster").stdout
+    assert json_lines(run(own, "clusters", "--json", "--samples", "1000").stdout) == found
+
+    # name the largest cluster that holds one person only
+    chosen, person = next((c, m) for c, m in zip(found, majority)
+                          if all(person_of_photo(p) == m for p in c["photos"]))
+    named = run(own, "name", chosen["cluster"], person)
+    assert named.exit_code == 0 and f"is now {person}: {chosen['faces']} faces (a new person)" in named.stdout
+    assert chosen["cluster"] not in [c["cluster"] for c in json_lines(run(own, "clusters", "--json").stdout)]
+    new_photos = lfw_photos(person)[OTHERS_EACH:OTHERS_EACH + 3]  # never indexed
+    answers = json_lines(run(own, "who", *new_photos, "--json").stdout)
+    assert sum(main_face([a for a in answers if a["photo"] == str(p)])["name"] == person for p in new_photos) >= 2
+    assert all(a["face_id"] is None for a in answers)  # not in the gallery: no stored face
+    hits = json_lines(run(own, "search", person, "--json").stdout)
+    assert set(chosen["photos"]) <= {h["photo"] for h in hits}
+    people = {p["name"]: p for p in json_lines(run(own, "people", "--json").stdout)}
+    assert (people[person]["enrolled_faces"], people[person]["given_faces"]) == (0, chosen["faces"])
+
+    # "this face is not them" sticks: search leaves it out, who never names it so
+    wrong = hits[-1]
+    assert run(own, "reject", wrong["face_id"], person).exit_code == 0
+    assert wrong["face_id"] not in [h["face_id"] for h in json_lines(run(own, "search", person, "--json").stdout)]
+    again = [a for a in json_lines(run(own, "who", wrong["photo"], "--json").stdout) if a["face_id"] == wrong["face_id"]]
+    assert len(again) == 1 and again[0]["name"] != person
+    # a face moved to someone is theirs from then on; merging into a new name renames them
+    assert run(own, "move", wrong["face_id"], "Someone Else").exit_code == 0
+    (moved,) = [a for a in json_lines(run(own, "who", wrong["photo"], "--json").stdout)
+                if a["face_id"] == wrong["face_id"]]
+    assert moved["name"] == "Someone Else" and moved["distance"] < 0.01
+    merged = run(own, "merge", "Someone Else", "Someone Renamed")
+    assert merged.exit_code == 0, merged.output
+    names = [p["name"] for p in json_lines(run(own, "people", "--json").stdout)]
+    assert "Someone Renamed" in names and "Someone Else" not in names
+    exported = tmp_path / "export"
+    assert run(own, "export", exported, "--format", "json").exit_code == 0
+    faces = {f["face_id"]: f for p in json.loads((exported / "facesearch.json").read_text())["photos"]
+             for f in p["faces"]}
+    assert faces[wrong["face_id"]]["name"] == "Someone Renamed"
+    assert faces[wrong["face_id"]]["name_source"] == "assigned"
+
+    # a contact sheet per cluster
+    sheets = tmp_path / "sheets"
+    result = run(own, "clusters", "--sheets", sheets)
+    assert result.exit_code == 0, result.output
+    left = json_lines(run(own, "clusters", "--json").stdout)
+    assert sorted(x.name for x in sheets.iterdir()) == sorted(f"cluster-{c['cluster']}.jpg" for c in left)
+    from PIL import Image
+    with Image.open(sheets / f"cluster-{left[0]['cluster']}.jpg") as sheet:
+        assert sheet.width == 112 * min(8, left[0]["faces"])
+
+    # mistakes get a message naming what is wrong
+    bad = run(own, "reject", 999999, person)
+    assert bad.exit_code == 2 and "no face with id 999999" in bad.stderr
+    bad = run(own, "name", 999999, "X")
+    assert bad.exit_code == 2 and "no cluster 999999" in bad.stderr
+    enrolled_face = json_lines(run(own, "who", lfw_photos(ENROLLED[-1])[0], "--json").stdout)[0]["face_id"]
+    bad = run(own, "move", enrolled_face, "unknown")
+    assert bad.exit_code == 2 and "is an enrolled face" in bad.stderr
+    bad = run(own, "name", left[0]["cluster"], "unknown")
+    assert bad.exit_code == 2 and "choose another name" in bad.stderr
