@@ -122,7 +122,7 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 @click.argument("paths", nargs=-1, required=True, type=EXISTING_PATH, metavar="PATH...")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="Advanced: photos written together, one transaction each (default 16). Large photos are "
-                   "decoded and detected a few at a time (at most 100 megapixels held), whatever N is.")
+                   "decoded and detected a few at a time (two parts of at most 50 megapixels held), whatever N is.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="Processes (or Ray actors) that decode, detect and embed, each with its own copy of the models "
                    "(about 0.9 GB each) on one core; for machines with more cores (on 2 cores one process is "

@@ -6,7 +6,9 @@ so the storage logic can be exercised with stand-ins and the real models load on
 from __future__ import annotations
 
 import hashlib
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,9 +31,10 @@ if TYPE_CHECKING:
     from indexer.workers import WorkerPool
 
 DEFAULT_BATCH_SIZE = 16  # photos written together (one transaction), read and detected together when small
-# Decoded photos held at once, in pixels: a batch of large photos is read, detected and embedded in parts of at
-# most this many pixels (a 12 MP photo decodes to 36 MB, so about 8 of them), whatever the batch size.
-DEFAULT_MAX_BATCH_PIXELS = 100_000_000
+# A batch of large photos is read, detected and embedded in parts of at most this many decoded pixels (a 12 MP
+# photo decodes to 36 MB, so 4 of them: one MTCNN call), whatever the batch size. `index` decodes the next
+# part while it detects the current one, so two parts are held at once.
+DEFAULT_MAX_BATCH_PIXELS = 50_000_000
 
 
 class FaceDetector(Protocol):
@@ -114,6 +117,21 @@ class Pipeline:
         self.max_batch_pixels = max_batch_pixels
         self.pool = pool  # when given, `index_paths` decodes, detects and embeds new photos in its processes
 
+    def load_in_background(self) -> threading.Thread:
+        """Start loading the detector's and the extractor's models (those that have a `load` method) in a
+        thread, so that the first photos are read meanwhile; join the thread before detecting. A failure is
+        left for the first real call to raise."""
+        def load() -> None:
+            for model in (self.detector, self.extractor):
+                try:
+                    getattr(model, "load", lambda: None)()
+                except Exception:
+                    return
+
+        thread = threading.Thread(target=load, name="facesearch-load", daemon=True)
+        thread.start()
+        return thread
+
     def detect(self, images: list[np.ndarray]) -> list[list[Face] | str]:
         """The faces of each image, or for an image the detector fails on, the reason as a string."""
         if not images:
@@ -186,6 +204,49 @@ def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int,
         yield part
 
 
+def ahead(items: Iterator, holding: int = 2) -> Iterator:
+    """What `items` yields, in order, each next item made in a background thread while the caller works on the
+    one it was given. At most `holding` items exist at once: the caller's, and the ones made after it (the
+    caller lets go of an item before asking for the next). Decoding (OpenCV, hashing) lets go of Python's
+    lock, so it runs beside detection on the other core. An error raised by `items` reaches the caller there.
+    """
+    slots = threading.Semaphore(holding)
+    made: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    end = object()
+
+    def make() -> None:
+        try:
+            while True:
+                slots.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    made.put((end, None))
+                    return
+                made.put((item, None))
+        except BaseException as e:  # handed to the caller, raised there
+            made.put((end, e))
+
+    worker = threading.Thread(target=make, name="facesearch-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = made.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+            del item
+            slots.release()  # the caller is done with it
+    finally:
+        stop.set()
+        slots.release()  # a producer waiting for a slot sees `stop` and ends
+
+
 def unreadable_key(path: Path) -> str:
     """The identity under which a file whose bytes cannot be read is recorded as failed: the sha256 of its path
     (its content's hash is unknowable), so a rerun updates that one row."""
@@ -223,6 +284,7 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     new = already = moved = reembedded = faces = 0
     failed: list[tuple[str, str]] = [(str(p), "no such file or folder") for p in found.missing]
     seen: set[str] = set()
+    loading: threading.Thread | None = None
     bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr,
                disable=None if progress else True)  # None: drawn only when stderr is a terminal
     try:
@@ -262,8 +324,10 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
 
             if pipeline.pool is not None:
                 new += _detect_in_workers(pipeline.pool, to_read, write, failed, step)
-            else:
-                for part in decode_in_parts(to_read, pipeline.max_batch_pixels):
+            elif to_read:
+                loading = loading or pipeline.load_in_background()
+                for part in ahead(decode_in_parts(to_read, pipeline.max_batch_pixels)):
+                    loading.join()  # the models: loaded meanwhile (TensorFlow's import is most of a start)
                     detected, added = _detect_part(pipeline, part, write, failed)
                     del part  # let go of its photos before the next part is decoded
                     if detected:

@@ -56,7 +56,46 @@ def as_graphs(mtcnn):
         if net is None or shape is None:
             continue
         stage._model = tf.function(lambda x, net=net: net(x), input_signature=[tf.TensorSpec(shape, tf.float32)])
+    if isinstance(getattr(mtcnn, "_stages", None), list):  # where MTCNN 1.0.0 keeps them
+        shared = _OneTensor()
+        mtcnn._stages = [_TensorInput(stage, shared) for stage in mtcnn._stages]
     return mtcnn
+
+
+class _OneTensor:
+    """The batch of one MTCNN call as a TensorFlow tensor, made once and shared by the three stages."""
+
+    def __init__(self):
+        self._array = None
+        self._tensor = None
+
+    def __call__(self, array):
+        import tensorflow as tf
+
+        if not isinstance(array, np.ndarray):
+            return array
+        if array is not self._array:
+            self._array, self._tensor = array, tf.constant(array)
+        return self._tensor
+
+
+class _TensorInput:
+    """An MTCNN stage given the normalised batch as a tensor rather than a NumPy array.
+
+    MTCNN 1.0.0 hands each stage the batch as a NumPy array, and every `tf.image.resize` of the pyramid (about
+    12 per call) and every `crop_and_resize` converts it again: for four 1280x960 copies, 59 MB copied each
+    time, a third of MTCNN's time on 12 MP photos. The same values as a tensor give the same results.
+    """
+
+    def __init__(self, stage, tensor_of: _OneTensor):
+        self._stage = stage
+        self._tensor_of = tensor_of
+
+    def __getattr__(self, name):
+        return getattr(self._stage, name)
+
+    def __call__(self, *args, images_normalized=None, **kwargs):
+        return self._stage(*args, images_normalized=self._tensor_of(images_normalized), **kwargs)
 
 
 class Detector:
@@ -72,6 +111,10 @@ class Detector:
         self.batch_size = batch_size  # images per MTCNN call at most
         self.max_call_pixels = max_call_pixels  # pixels per MTCNN call at most (one image always goes)
         self._mtcnn = None
+
+    def load(self) -> None:
+        """Load TensorFlow and MTCNN's networks now rather than on the first `detect`."""
+        self._model()
 
     def _model(self):
         if self._mtcnn is None:
@@ -110,8 +153,13 @@ class Detector:
 
     @staticmethod
     def _scaled(image: np.ndarray, w: int, h: int) -> np.ndarray:
+        """The image resized to w x h by pixel-area averaging. A photo at least twice as large is halved first:
+        OpenCV's area filter is several times faster at a whole factor, and the two steps together took 24 ms
+        instead of 49 for a 12 MP photo to 1280x960, differing from one step by 1 grey level on average."""
         if image.shape[:2] == (h, w):
             return image
+        if image.shape[0] >= 2 * h and image.shape[1] >= 2 * w:
+            image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
     def _detect_equal(self, images: list[np.ndarray]) -> list[list[Face]]:

@@ -65,6 +65,10 @@ class Extractor:
     def version(self) -> str:
         return self.info.version
 
+    def load(self) -> None:
+        """Load TensorFlow and the network now rather than on the first `embed`."""
+        self._model()
+
     def _model(self):
         """The network as one TensorFlow graph for any batch size, built on first use.
 

@@ -1,4 +1,11 @@
-"""Decoding photos: EXIF orientation applied, every mode to 8-bit RGB, decompression bombs refused."""
+"""Decoding photos: EXIF orientation applied, every mode to 8-bit RGB, decompression bombs refused.
+
+Pillow reads every photo's header (size, format, mode, orientation) and decodes every format and mode. A
+colour JPEG, the common case, is decoded by OpenCV instead: the same libjpeg-turbo decoder gives the same
+pixels (compared on LFW, training and composed 12 MP photos: not one value differs), but Pillow then copies
+the image three times on its way to a NumPy array (orientation, mode conversion, array export). On a 12 MP
+photo that took 225 ms instead of 75 (`bench/index_vs_face_recognition.py` shows what it buys).
+"""
 from __future__ import annotations
 
 import io
@@ -35,6 +42,9 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | Non
                     raise ImageError(f"{path}: {w}x{h} pixels is over the limit of {max_pixels:,} (decompression bomb?)")
                 if w < 1 or h < 1:
                     raise ImageError(f"{path}: empty image ({w}x{h})")
+                if img.format == "JPEG" and img.mode == "RGB":
+                    orientation = img.getexif().get(_ORIENTATION, 1)
+                    return _decode_colour_jpeg(path.read_bytes() if data is None else data, orientation, path)
                 img.seek(0)
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb8(img)
@@ -52,6 +62,34 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | Non
         raise ImageError(f"{path}: is a folder, not a photo") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: damaged or truncated image ({e})") from None
+
+
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _decode_colour_jpeg(data: bytes, orientation: int, path: Path) -> np.ndarray:
+    """An RGB JPEG's bytes to an (h, w, 3) uint8 RGB array, turned upright as EXIF `orientation` (1..8) says,
+    the way Pillow's `exif_transpose` turns it."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise OSError("its JPEG data is incomplete or damaged")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    upright = _UPRIGHT.get(orientation)
+    return np.ascontiguousarray(upright(rgb) if upright is not None else rgb)
+
+
+# EXIF orientation -> what turns the stored pixels upright (rows, columns, channels), as Pillow's exif_transpose
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],  # mirrored
+    3: lambda a: a[::-1, ::-1],  # turned 180 degrees
+    4: lambda a: a[::-1],  # flipped
+    5: lambda a: a.transpose(1, 0, 2),  # transposed
+    6: lambda a: np.rot90(a, -1),  # turned a quarter clockwise to be upright
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # transversed
+    8: lambda a: np.rot90(a, 1),  # turned a quarter anticlockwise to be upright
+}
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:

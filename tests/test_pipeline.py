@@ -4,6 +4,7 @@ extractor re-embeds stored faces without detecting them again."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from conftest import lfw_photos
 from db import FaceRow, PhotoRow, sqlite_url
 from fakes import FakeExtractor
 from indexer import Gallery, Pipeline, enroll_photos, index_paths, reembed_stale
-from indexer.pipeline import enroll_people
+from indexer.pipeline import ahead, enroll_people
 from indexer.vectors import from_bytes
 from models.detect import main_face
 from models.image import read_image
@@ -285,3 +286,35 @@ def test_worker_engines_index_what_one_process_indexes(tmp_path, folder, detecto
         np.testing.assert_allclose(np.array(got[sha]).reshape(-1, 4), np.array(boxes).reshape(-1, 4), atol=0.5)
     # vectors in face-id order: both runs wrote the photos in the same order
     np.testing.assert_allclose(got_vectors, want_vectors, atol=1e-4)
+
+
+def test_ahead_yields_in_order_holds_at_most_two_and_passes_errors_on():
+    """`ahead` makes the next item in a thread while the caller holds the current one: never more than two
+    exist at once, the order is kept, and an error of the producer reaches the caller."""
+    alive: set[int] = set()
+    most = []
+
+    def produce(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"photo {i} is broken")
+            alive.add(i)
+            most.append(len(alive))
+            yield i
+
+    got = []
+    for item in ahead(produce(20)):
+        time.sleep(0.002)  # the caller works; the producer may run ahead meanwhile
+        got.append(item)
+        alive.discard(item)  # the caller lets go of it
+    assert got == list(range(20)) and max(most) <= 2
+
+    with pytest.raises(ValueError, match="photo 3 is broken"):
+        list(ahead(produce(10, fail_at=3)))
+
+    made_before = len(most)
+    early = ahead(produce(1000))
+    assert next(early) == 0
+    early.close()  # the caller stops early: the producer stops too, at most one item later
+    time.sleep(0.05)
+    assert len(most) - made_before <= 3
