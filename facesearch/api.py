@@ -437,14 +437,19 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
         answers: list[PhotoAnswer] = []
         for first in range(0, len(paths), config.batch_size):
             chunk = paths[first:first + config.batch_size]
-            images, readable = [], []
+            images, readable, hashes = [], [], []
             for p in chunk:
                 try:
                     images.append(read_image(p))
                     readable.append(p)
                 except ImageError as e:
                     answers.append(PhotoAnswer(p, error=reason_of(e, p)))
-            stored = gallery.stored_boxes([hash_file(p)[0] for p in readable])
+                    continue
+                try:
+                    hashes.append(hash_file(p)[0])  # to find the photo's stored faces, if it is indexed
+                except OSError:
+                    hashes.append("")  # read a moment ago, gone now: answered as a photo not indexed
+            stored = gallery.stored_boxes(hashes)
             for p, found, boxes in zip(readable, pipeline.faces_in(images), stored):
                 if isinstance(found, str):
                     answers.append(PhotoAnswer(p, error=found))

@@ -314,7 +314,8 @@ def reject_faces(gallery: Gallery, face_ids: Sequence[int], name: str) -> int:
 def merge_people(gallery: Gallery, sources: Sequence[str], target: str) -> Named:
     """Make the people `sources` one with `target` (created if new, so merging one person into a new name
     renames them): their faces and rejections go to `target`, and they are removed. Rejections of their
-    faces for `target` are withdrawn, since the user has just said these people are one."""
+    faces for `target` are withdrawn, and so are their rejections of `target`'s own faces, since the user
+    has just said these people are one."""
     sources = [n for n in dict.fromkeys(sources) if n != target]
     with gallery.session() as s, s.begin():
         rows = []
@@ -327,10 +328,12 @@ def merge_people(gallery: Gallery, sources: Sequence[str], target: str) -> Named
         old = [p.id for p in rows]
         face_ids = list(s.scalars(select(FaceRow.id).where(FaceRow.person_id.in_(old))))
         s.execute(update(FaceRow).where(FaceRow.person_id.in_(old)).values(person_id=person.id))
+        theirs = set(s.scalars(select(FaceRow.id).where(FaceRow.person_id == person.id)))
         s.execute(delete(RejectionRow).where(RejectionRow.person_id == person.id,
                                              RejectionRow.face_id.in_(face_ids)))
         for face_id in s.scalars(select(RejectionRow.face_id).where(RejectionRow.person_id.in_(old))).all():
-            _reject(s, face_id, person.id)
+            if face_id not in theirs:  # a face of `target` is no longer "not one of the merged people"
+                _reject(s, face_id, person.id)
         s.execute(delete(RejectionRow).where(RejectionRow.person_id.in_(old)))
         s.execute(delete(PersonRow).where(PersonRow.id.in_(old)))
     return Named(target, len(face_ids), created)

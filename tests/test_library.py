@@ -192,13 +192,16 @@ def test_merging_people_moves_their_faces_and_corrections(gallery):
     reject_faces(gallery, ids[4:5], "A. N.")  # not A. N. ...
     reject_faces(gallery, ids[2:3], "Ann")  # ... and this one, given to A. N., was said not to be Ann
 
+    reject_faces(gallery, ids[0:1], "A. N.")  # one of Ann's own faces, said not to be A. N.
+
     merged = merge_people(gallery, ["A. N."], "Ann")
     assert (merged.faces, merged.created) == (2, False)
     assert gallery.person_names() == ["Ann"]
     assert {i: n for i, n in gallery.person_faces().items()} == {i: "Ann" for i in ids[:4]}
     with gallery.session() as s:
         left = set(s.execute(select(RejectionRow.face_id, RejectionRow.person_id)).all())
-    assert [f for f, _ in left] == [ids[4]]  # A. N.'s rejection is now Ann's; the contradicted one is withdrawn
+    # A. N.'s rejection of face 4 is now Ann's; the two that contradict "A. N. is Ann" are withdrawn
+    assert [f for f, _ in left] == [ids[4]]
 
     renamed = merge_people(gallery, ["Ann"], "Ann Smith")  # into a new name: a rename
     assert renamed.created and gallery.person_names() == ["Ann Smith"]
