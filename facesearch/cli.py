@@ -436,6 +436,7 @@ def status(config: Config, as_json: bool) -> None:
             "threshold_far": s.threshold_far, "index_type": s.index_type, "index_size": s.index_size,
             "photos": c.photos, "enrolled_photos": c.enrolled_photos, "failed": c.failed, "faces": c.faces,
             "gallery_faces": c.gallery_faces, "stale_faces": c.stale_faces, "people": c.people,
+            "clusters": c.clusters, "clustered_faces": c.clustered_faces, "corrections": c.corrections,
             "failures": [{"photo": p, "reason": r} for p, r in s.failures], "note": s.note,
         }))
         return
@@ -445,6 +446,8 @@ def status(config: Config, as_json: bool) -> None:
     click.echo(f"faces:     {c.faces} ({c.gallery_faces} in gallery photos)" +
                (f", {c.stale_faces} of other models" if c.stale_faces else ""))
     click.echo(f"people:    {c.people}")
+    if c.clusters or c.corrections:
+        click.echo(f"clusters:  {c.clusters} ({c.clustered_faces} unnamed faces); corrections: {c.corrections}")
     if s.model_version is not None:
         click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})"
                    if s.threshold_far is not None else f"model:     {s.model_version} (threshold {s.threshold:.3f})")

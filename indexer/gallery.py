@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import (
-    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, FaceRow, ModelRow, PersonRow, PhotoRow,
-    clear_write_ahead_log, connect, session_factory,
+    ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, ModelRow, PersonRow,
+    PhotoRow, RejectionRow, clear_write_ahead_log, connect, session_factory,
 )
 from indexer.vectors import EXACT, Scale, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
@@ -100,6 +100,9 @@ class Counts:
     gallery_faces: int  # faces of kind indexed under the current extractor
     stale_faces: int  # under another extractor version: not searchable until re-embedded
     people: int
+    clusters: int = 0  # groups of unnamed faces (`facesearch cluster`)
+    clustered_faces: int = 0
+    corrections: int = 0  # faces marked as not a person (`facesearch reject`, or moved away from one)
 
 
 @dataclass(frozen=True)
@@ -544,8 +547,11 @@ def count_rows(session: Session, model_version: str | None) -> Counts:
     gallery = s.scalar(select(func.count(FaceRow.id)).where(current, FaceRow.kind == INDEXED_FACE))
     stale = s.scalar(select(func.count(FaceRow.id)).where(~current)) if model_version is not None else 0
     people = s.scalar(select(func.count(PersonRow.id)))
+    clusters = s.scalar(select(func.count(ClusterRow.id)))
+    clustered = s.scalar(select(func.count(ClusterFaceRow.face_id)))
+    corrections = s.scalar(select(func.count()).select_from(RejectionRow))
     return Counts(by_status.get(INDEXED, 0), by_status.get(ENROLLED, 0), by_status.get(FAILED, 0),
-                  int(faces), int(gallery), int(stale), int(people))
+                  int(faces), int(gallery), int(stale), int(people), int(clusters), int(clustered), int(corrections))
 
 
 def _face_row(ef: EmbeddedFace, model_version: str, kind: str) -> FaceRow:

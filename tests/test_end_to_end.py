@@ -417,6 +417,11 @@ def test_organise_a_library_cluster_name_and_corrections_that_stick(home, tmp_pa
     with Image.open(sheets / f"cluster-{left[0]['cluster']}.jpg") as sheet:
         assert sheet.width == 112 * min(8, left[0]["faces"])
 
+    status = json.loads(run(own, "status", "--json").stdout)
+    assert status["clusters"] == len(left) and status["clustered_faces"] == sum(c["faces"] for c in left)
+    assert status["corrections"] == 1  # the face marked as not `person` (moving it from no one adds none)
+    assert "corrections: 1" in run(own, "status").stdout
+
     # mistakes get a message naming what is wrong
     bad = run(own, "reject", 999999, person)
     assert bad.exit_code == 2 and "no face with id 999999" in bad.stderr
