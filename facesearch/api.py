@@ -9,6 +9,7 @@ left out, the shipped ones are loaded once per process on first use. Distances a
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import time
 import unicodedata
@@ -29,7 +30,7 @@ from facesearch.errors import (
 )
 from indexer import (
     PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
-    check_gallery, hash_file, index_paths, is_photo, reembed_stale, repair_index, scan,
+    check_gallery, index_paths, is_photo, reembed_stale, repair_index, scan,
 )
 from indexer.library import match_people, nearest_person, rejections
 from indexer.lock import hold_home
@@ -440,15 +441,16 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
             images, readable, hashes = [], [], []
             for p in chunk:
                 try:
-                    images.append(read_image(p))
-                    readable.append(p)
+                    data = p.read_bytes()  # read once: decoded, and hashed to find its stored faces if indexed
+                except OSError:
+                    data = None  # read_image names the problem
+                try:
+                    images.append(read_image(p, data=data))
                 except ImageError as e:
                     answers.append(PhotoAnswer(p, error=reason_of(e, p)))
                     continue
-                try:
-                    hashes.append(hash_file(p)[0])  # to find the photo's stored faces, if it is indexed
-                except OSError:
-                    hashes.append("")  # read a moment ago, gone now: answered as a photo not indexed
+                readable.append(p)
+                hashes.append(hashlib.sha256(data).hexdigest() if data is not None else "")
             stored = gallery.stored_boxes(hashes)
             for p, found, boxes in zip(readable, pipeline.faces_in(images), stored):
                 if isinstance(found, str):
