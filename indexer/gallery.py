@@ -387,11 +387,7 @@ class Gallery:
         skipped: list[tuple[str, str]] = []
         rows: list[tuple[FaceRow, np.ndarray]] = []
         with self.session() as s, s.begin():
-            person = s.scalar(select(PersonRow).where(PersonRow.name == name))
-            if person is None:
-                person = PersonRow(name=name)
-                s.add(person)
-                s.flush()
+            person, _ = person_row(s, name, create=True)
             for item in items:
                 photo = s.scalar(select(PhotoRow).where(PhotoRow.sha256 == item.sha256))
                 if photo is None:
@@ -433,7 +429,7 @@ class Gallery:
         rows (secure_delete) and the write-ahead log is emptied, so their name is nowhere in the home's files."""
         self._load_index()
         with self.session() as s, s.begin():
-            person = s.scalar(select(PersonRow).where(PersonRow.name == name))
+            person, _ = person_row(s, name)
             if person is None:
                 return None
             face_ids = s.scalars(select(FaceRow.id).where(FaceRow.person_id == person.id,
@@ -536,6 +532,18 @@ def _once_more_on_conflict(attempt):
         return attempt()
     except IntegrityError:
         return attempt()
+
+
+def person_row(s: Session, name: str, create: bool = False) -> tuple[PersonRow | None, bool]:
+    """The person called `name` (None when there is none, unless `create`: then a new row, flushed so it has
+    its id), and whether it was created now."""
+    person = s.scalar(select(PersonRow).where(PersonRow.name == name))
+    if person is None and create:
+        person = PersonRow(name=name)
+        s.add(person)
+        s.flush()
+        return person, True
+    return person, False
 
 
 def count_rows(session: Session, model_version: str | None) -> Counts:

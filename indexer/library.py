@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from db import (
     ENROLLED_FACE, INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, PersonRow, PhotoRow, RejectionRow,
 )
-from indexer.gallery import Gallery
+from indexer.gallery import Gallery, person_row
 from indexer.vectors import from_bytes
 from models.clustering import cluster_vectors, join_clusters
 
@@ -217,16 +217,6 @@ def list_clusters(gallery: Gallery) -> list[ClusterSummary]:
     return sorted(out, key=lambda c: (-c.size, c.id))
 
 
-def _person(s: Session, name: str, create: bool) -> tuple[PersonRow | None, bool]:
-    person = s.scalar(select(PersonRow).where(PersonRow.name == name))
-    if person is None and create:
-        person = PersonRow(name=name)
-        s.add(person)
-        s.flush()
-        return person, True
-    return person, False
-
-
 def _rejected_for(s: Session, person_id: int, face_ids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     for start in range(0, len(face_ids), _IN_CHUNK):
@@ -243,7 +233,7 @@ def name_cluster(gallery: Gallery, cluster_id: int, name: str) -> Named:
             raise LibraryError(f"there is no cluster {cluster_id}: facesearch clusters lists them "
                                "(run facesearch cluster first to form them)")
         face_ids = list(s.scalars(select(ClusterFaceRow.face_id).where(ClusterFaceRow.cluster_id == cluster_id)))
-        person, created = _person(s, name, create=True)
+        person, created = person_row(s, name, create=True)
         skipped = _rejected_for(s, person.id, face_ids)
         given = [f for f in face_ids if f not in skipped]
         for start in range(0, len(given), _IN_CHUNK):
@@ -270,7 +260,7 @@ def move_faces(gallery: Gallery, face_ids: Sequence[int], name: str | None) -> N
     face_ids = list(dict.fromkeys(int(i) for i in face_ids))
     with gallery.session() as s, s.begin():
         rows = _faces_or_fail(s, face_ids)
-        person, created = _person(s, name, create=True) if name is not None else (None, False)
+        person, created = person_row(s, name, create=True) if name is not None else (None, False)
         target = person.id if person is not None else None
         enrolled = [r.id for r in rows if r.kind == ENROLLED_FACE and target is None]
         if enrolled:
@@ -296,7 +286,7 @@ def reject_faces(gallery: Gallery, face_ids: Sequence[int], name: str) -> int:
     face_ids = list(dict.fromkeys(int(i) for i in face_ids))
     with gallery.session() as s, s.begin():
         rows = _faces_or_fail(s, face_ids)
-        person, _ = _person(s, name, create=False)
+        person, _ = person_row(s, name, create=False)
         if person is None:
             raise LibraryError(f"no one named {name!r} is enrolled or named: facesearch people lists everyone")
         for r in rows:
@@ -320,11 +310,11 @@ def merge_people(gallery: Gallery, sources: Sequence[str], target: str) -> Named
     with gallery.session() as s, s.begin():
         rows = []
         for n in sources:
-            person, _ = _person(s, n, create=False)
+            person, _ = person_row(s, n, create=False)
             if person is None:
                 raise LibraryError(f"no one named {n!r} is enrolled or named: facesearch people lists everyone")
             rows.append(person)
-        person, created = _person(s, target, create=True)
+        person, created = person_row(s, target, create=True)
         old = [p.id for p in rows]
         face_ids = list(s.scalars(select(FaceRow.id).where(FaceRow.person_id.in_(old))))
         s.execute(update(FaceRow).where(FaceRow.person_id.in_(old)).values(person_id=person.id))
