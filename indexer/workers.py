@@ -3,10 +3,11 @@
 Each worker is a spawned process that loads the detector and the extractor once and then turns lists of photo
 paths into faces with vectors; the main process still hashes photos, decides what to read and writes every
 result through the same `Gallery` (one transaction per batch), so a killed run reruns exactly as with one
-process. A worker runs TensorFlow on one thread. On this project's 2-core machine two such workers were
+process. A worker runs its networks on one thread. On this project's 2-core machine two such workers were
 slower than one process using both cores (README, "What each change bought": 34 against 40 LFW photos/s),
 so the default stays one process; the pool is for machines with more cores, and the Ray engine's actors run
-the same code (`indexer/ray_engine.py`). Workers are spawned, never forked: TensorFlow does not survive a fork.
+the same code (`indexer/ray_engine.py`). Workers are spawned, never forked, so that no thread pool of the
+parent's is copied half-held into them.
 """
 from __future__ import annotations
 
@@ -34,13 +35,10 @@ _pipeline = None  # the worker's own Pipeline, built once by _start
 
 def _start(settings: ModelSettings) -> None:
     global _pipeline
-    from models.detect import Detector, quiet_tensorflow
+    from models import runtime
+    from models.detect import Detector
 
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    runtime.set_threads(1)
     from indexer.pipeline import Pipeline
     from models.extractor import Extractor
 

@@ -157,7 +157,8 @@ FIGURES = ("loss.png", "lfw-view2-roc.png", "lfw-view2-distances.png")
 
 
 def ship(run: Path, dest: Path, log=print) -> None:
-    """Copy the run's extractor into `dest` (models/weights) with extractor.json and the model card."""
+    """Copy the run's extractor into `dest` (models/weights) with its ONNX graph, extractor.json and the model
+    card."""
     from models.card import write_card
 
     run, dest = Path(run), Path(dest)
@@ -165,8 +166,11 @@ def ship(run: Path, dest: Path, log=print) -> None:
     lfw = json.loads((run / "lfw.json").read_text())
     meta = json.loads((run / "extractor.json").read_text())
     meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
+    from models.graphs import export_extractor
+
     shutil.copyfile(run / "extractor.keras", dest / "extractor.keras.tmp")
     (dest / "extractor.keras.tmp").replace(dest / "extractor.keras")
+    export_extractor(dest / "extractor.keras")  # made again from the shipped weights, so the two always agree
     (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
     for figure in FIGURES:  # shown in the model card
         if (run / figure).exists():

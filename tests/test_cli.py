@@ -40,6 +40,25 @@ def test_help_imports_nothing_heavy(args):
     assert done.stdout.strip() == "", f"--help imported {done.stdout.strip()}"
 
 
+def test_indexing_and_answering_never_import_tensorflow(tmp_path, data_dir):
+    """The engine runs its networks on ONNX Runtime: `enroll`, `index`, `who` and `verify` with the shipped model, in a
+    fresh process, must leave TensorFlow and Keras unimported (their import alone took 4.5 s of a cold start)."""
+    photos = lfw_photos("Colin_Powell")[:3]
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from facesearch.cli import cli\n"
+            f"home, photos = {str(tmp_path / 'home')!r}, {[str(p) for p in photos]!r}\n"
+            "for args in (['enroll', 'Colin Powell', photos[0]], ['index', photos[1]], ['who', photos[2]],\n"
+            "             ['verify', photos[0], photos[2]]):\n"
+            "    r = CliRunner().invoke(cli, ['--home', home, *args])\n"
+            "    assert r.exit_code in (0, 1) and 'Error' not in r.output, (args, r.output)  # verify: 1 = not same\n"
+            "print(' '.join(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "", f"answering imported {done.stdout.strip()}"
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command):
     result = CliRunner().invoke(cli, [command, "--help"])

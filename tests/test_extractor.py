@@ -1,5 +1,5 @@
-"""The shipped extractor as the engine runs it (one TensorFlow graph, chips and mirror images in one call):
-the same vectors as the Keras model called layer by layer, whatever the batch, and unit length."""
+"""The shipped extractor as the engine runs it (its ONNX graph on ONNX Runtime, chips and mirror images in one
+call): the same vectors as the trained Keras model called layer by layer, whatever the batch, and unit length."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +21,10 @@ def chips(detector, data_dir) -> np.ndarray:
     return np.stack(out)
 
 
-def test_graph_embedding_equals_the_keras_model_called_eagerly(shipped_model, chips):
+def test_onnx_embedding_equals_the_keras_model_called_eagerly(shipped_model, chips):
     import keras
 
+    assert shipped_model.with_suffix(".onnx").exists(), "the shipped model's ONNX graph is missing"
     extractor = Extractor(shipped_model, batch_size=4)  # 9 chips: batches of 4, 4 and 1
     got = extractor.embed(chips)
     net = keras.models.load_model(shipped_model, compile=False)
@@ -40,3 +41,15 @@ def test_embed_names_the_shape_it_wants(shipped_model):
     with pytest.raises(ValueError, match=r"\(n, 112, 112, 3\)"):
         Extractor(shipped_model).embed(np.zeros((2, 96, 96, 3), np.uint8))
     assert Extractor(shipped_model).embed(np.zeros((0, 112, 112, 3), np.uint8)).shape[0] == 0
+
+
+def test_a_run_without_an_onnx_file_is_converted_on_load(shipped_model, chips, tmp_path):
+    """Run folders saved before ONNX graphs were written hold only the `.keras` file: the extractor makes the
+    graph in memory and embeds the same."""
+    import shutil
+
+    for suffix in (".keras", ".json"):
+        shutil.copyfile(shipped_model.with_suffix(suffix), tmp_path / f"extractor{suffix}")
+    old_run = Extractor(tmp_path / "extractor.keras")
+    np.testing.assert_allclose(old_run.embed(chips[:3]), Extractor(shipped_model).embed(chips[:3]), atol=1e-6)
+    assert not (tmp_path / "extractor.onnx").exists()

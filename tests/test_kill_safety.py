@@ -39,7 +39,8 @@ from indexer import Gallery, VectorIndex
 from indexer.vectors import remove_leftovers, sidecar_path
 from models.extractor import ModelInfo
 
-BATCH = 2  # photos per batch (one transaction each): 20 batches for 40 photos
+BATCH = 2  # photos per batch (one transaction each): 30 batches for 60 photos
+PHOTOS_EACH = 12
 PEOPLE = ("Hugo_Chavez", "Ariel_Sharon", "Colin_Powell", "Jean_Chretien", "Gerhard_Schroeder")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1",
            TF_NUM_INTEROP_THREADS="1")
@@ -50,13 +51,15 @@ for _name in ("FACESEARCH_HOME", "FACESEARCH_DB", "FACESEARCH_MODEL", "FACESEARC
 # in the run) or ("delay", seconds after start). Each rerun finds the work the earlier ones committed, so later
 # kills land on batches further along; the index save comes at the end of every run, so its kills come last.
 AIMED = [
-    ("delay", 0.5), ("delay", 2.0), ("delay", 4.0), ("scanned", 1), ("detected", 1), ("written", 1), ("scanned", 1), ("detected", 2),
+    ("delay", 0.3), ("share", 0.3), ("share", 0.5), ("scanned", 1), ("detected", 1), ("written", 1), ("scanned", 1), ("detected", 2),
     ("written", 1), ("detected", 1), ("random", None), ("written", 2), ("detected", 1), ("scanned", 1),
     ("random", None), ("detected", 2), ("written", 1), ("detected", 1), ("random", None), ("written", 1),
     ("detected", 1), ("random", None), ("lose-index", None), ("temp-partial faces.faiss", 1),
     ("temp-complete faces.faiss", 1), ("replaced faces.faiss", 1), ("temp-complete faces.faiss", 1),
     ("saving", 1), ("saving", 1), ("saved", 1), ("scanned", 1),
 ]
+# ("share", f) is a delay of that fraction of the uninterrupted run's wall time, ("random", None) a seeded random
+# one between 15 % and 60 % of it: the run starts in about a second, so fixed delays would land after its end.
 # ("lose-index", None) is no run: it deletes the saved index and its sidecar (a cache, rebuilt from the database),
 # so that the runs after it have an index to save even when the run before them finished cleanly.
 # Steps that take microseconds: a run aimed there is held there (FACESEARCH_TRACE_HOLD) until it is killed
@@ -122,7 +125,7 @@ def test_index_killed_at_many_points_and_rerun_ends_as_one_uninterrupted_run(tmp
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in PEOPLE:
-        for p in lfw_photos(name)[:8]:
+        for p in lfw_photos(name)[:PHOTOS_EACH]:
             shutil.copy(p, folder / p.name)
     trace, log = tmp_path / "trace.txt", tmp_path / "run.err"
 
@@ -130,7 +133,7 @@ def test_index_killed_at_many_points_and_rerun_ends_as_one_uninterrupted_run(tmp
     started = time.monotonic()
     killed, steps = _run(reference, folder, trace, log, None)
     reference_seconds = time.monotonic() - started
-    assert not killed and sum(s.startswith("written") for s in steps) == 20
+    assert not killed and sum(s.startswith("written") for s in steps) == len(PEOPLE) * PHOTOS_EACH // BATCH
 
     home = tmp_path / "home"
     rng = random.Random(20261128)
@@ -139,7 +142,9 @@ def test_index_killed_at_many_points_and_rerun_ends_as_one_uninterrupted_run(tmp
     leftovers_met = 0  # runs that started beside a temporary file of a killed save
     for kind, n in AIMED:
         if kind == "random":
-            kind, n = "delay", round(rng.uniform(1.0, reference_seconds), 2)
+            kind, n = "delay", round(rng.uniform(0.15, 0.6) * reference_seconds, 2)
+        elif kind == "share":
+            kind, n = "delay", round(n * reference_seconds, 2)
         if kind == "lose-index":
             for name in ("faces.faiss", "faces.faiss.json"):
                 (home / name).unlink(missing_ok=True)
@@ -167,9 +172,9 @@ def test_index_killed_at_many_points_and_rerun_ends_as_one_uninterrupted_run(tmp
 
     ref_photos, ref_faces, _ = _gallery(reference)
     photos, faces, face_ids = _gallery(home)
-    assert len(photos) == len(ref_photos) == 40
+    assert len(photos) == len(ref_photos) == len(PEOPLE) * PHOTOS_EACH
     assert all(p.status == INDEXED for p in photos)
-    assert len({p.sha256 for p in photos}) == 40  # every photo once
+    assert len({p.sha256 for p in photos}) == len(photos)  # every photo once
     assert sorted((p.path, p.sha256) for p in photos) == sorted((p.path, p.sha256) for p in ref_photos)
     for sha, ref in ref_faces.items():
         got = faces[sha]

@@ -53,9 +53,17 @@ def test_nothing_found_in_a_blank_photo_or_a_tiny_one(detector):
     assert found == [[], []]
 
 
-def test_detector_refuses_min_face_size_where_mtcnn_finds_nothing():
-    with pytest.raises(ValueError, match="below 30"):
-        Detector(min_face_px=30)
+def test_detector_refuses_faces_smaller_than_mtcnns_window():
+    with pytest.raises(ValueError, match="at least 12"):
+        Detector(min_face_px=8)
+
+
+def test_a_large_minimum_face_size_still_finds_faces(data_dir):
+    """mtcnn 1.0.0 itself finds nothing from min_face_size 30 up (its smallest pyramid level breaks the whole
+    call); the cascade skips that level, so 40 px still finds LFW's faces of about 110 px."""
+    images = [read_image(p) for p in lfw_photos("Colin_Powell")[:4]]
+    found = Detector(min_face_px=40).detect(images)
+    assert all(faces and faces[0].score > 0.9 for faces in found)
 
 
 def test_large_photos_go_to_mtcnn_a_few_at_a_time():
@@ -75,7 +83,7 @@ def test_detection_in_smaller_calls_finds_the_same_faces(detector, data_dir):
     images = [read_image(p) for p in lfw_photos("Tony_Blair")[:5]]
     h, w = images[0].shape[:2]
     capped = Detector(max_call_pixels=2 * h * w)
-    capped._mtcnn = detector._model()  # the same loaded networks
+    capped._cascade = detector._model()  # the same loaded networks
     calls = []
     real = capped._detect_equal
     capped._detect_equal = lambda chunk: calls.append(len(chunk)) or real(chunk)
@@ -87,19 +95,52 @@ def test_detection_in_smaller_calls_finds_the_same_faces(detector, data_dir):
             np.testing.assert_allclose(face.landmarks, w.landmarks, atol=1.5)
 
 
-def test_stages_as_graphs_find_what_mtcnn_as_shipped_finds(detector, data_dir):
-    """The detector runs MTCNN's networks as TensorFlow graphs (`as_graphs`): on photos of two sizes, one
-    small and one upscaled past the 1280 px copy, it must give the faces the package's own eager calls give."""
+def test_cascade_finds_what_mtcnn_as_shipped_finds(detector, data_dir):
+    """The detector runs MTCNN's networks on ONNX Runtime with its own steps between them (`models/cascade.py`):
+    on photos of two sizes, one small and one upscaled past the 1280 px copy, it must give the faces, boxes,
+    landmarks and scores that the mtcnn package gives with TensorFlow."""
     import cv2
     from mtcnn import MTCNN
 
-    eager = Detector()
-    eager._mtcnn = MTCNN(device="CPU:0")  # as the package ships it, not as_graphs
+    keys = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+    package = MTCNN(device="CPU:0")
     images = [read_image(p) for p in lfw_photos("Laura_Bush")[:3]]
     images.append(cv2.resize(np.concatenate([images[0], images[1]], axis=1), (1600, 800)))
-    found, want = detector.detect(images), eager.detect(images)
+    found = detector.detect(images)
+    want = [package.detect_faces(images[:3], min_face_size=detector.min_face_px, box_format="xyxy"),
+            [package.detect_faces(cv2.resize(images[3], (1280, 640), interpolation=cv2.INTER_AREA),
+                                  min_face_size=detector.min_face_px, box_format="xyxy")]]
+    want = want[0] + want[1]
+    want = [sorted((d for d in dets if d["confidence"] >= detector.min_score), key=lambda d: -d["confidence"])
+            for dets in want]
     assert [len(f) for f in found] == [len(w) for w in want] and sum(len(w) for w in want) >= 5
-    for faces, wanted in zip(found, want):
+    for i, (faces, wanted) in enumerate(zip(found, want)):
+        factor = 1600 / 1280 if i == 3 else 1.0  # the large photo was detected on its 1280 px copy
         for face, w in zip(faces, wanted):
-            np.testing.assert_allclose(face.landmarks, w.landmarks, atol=0.01)
-            assert abs(face.score - w.score) < 1e-4
+            np.testing.assert_allclose(face.landmarks / factor, [w["keypoints"][k] for k in keys], atol=0.01)
+            box = face.box
+            np.testing.assert_allclose(np.array([box.x0, box.y0, box.x1, box.y1]) / factor, w["box"], atol=0.01)
+            assert abs(face.score - w["confidence"]) < 1e-4
+
+
+def test_mtcnn_graphs_equal_the_packages_networks():
+    """P-Net, R-Net and O-Net as ONNX graphs give what the mtcnn package's Keras networks give, to 1e-5."""
+    from mtcnn.network.onet import ONet
+    from mtcnn.network.pnet import PNet
+    from mtcnn.network.rnet import RNet
+
+    from models import runtime
+    from models.graphs import mtcnn_graph, mtcnn_weights
+
+    rng = np.random.default_rng(0)
+    for name, net, shape in [("pnet", PNet, (2, 57, 83, 3)), ("rnet", RNet, (5, 24, 24, 3)),
+                             ("onet", ONet, (5, 48, 48, 3))]:
+        keras_net = net()
+        keras_net.build()
+        keras_net.set_weights(mtcnn_weights(name))
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
+        got = runtime.session(mtcnn_graph(name)).run(None, {"image": x})
+        want = [np.asarray(t) for t in keras_net(x)]
+        assert [g.shape for g in got] == [w.shape for w in want]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, atol=1e-5)

@@ -1,0 +1,30 @@
+"""ONNX Runtime sessions for the networks: how many threads each may use, and quiet logs.
+
+One setting for the whole process: a worker process of `facesearch index --workers N` runs its networks on
+one thread each (`set_threads(1)`), so that N workers share the cores instead of each taking all of them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+_threads: int = 0  # 0: ONNX Runtime's default, one per physical core
+
+
+def set_threads(n: int) -> None:
+    """Threads each network of sessions made from now on may use (0 for one per physical core)."""
+    global _threads
+    _threads = max(0, int(n))
+
+
+def session(model: bytes | str | Path):
+    """An inference session on the CPU for an ONNX model given as bytes or as a file path."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if _threads:
+        options.intra_op_num_threads = _threads
+        options.inter_op_num_threads = 1
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
