@@ -23,6 +23,9 @@ def session(model: bytes | str | Path):
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Each session's threads would otherwise spin after a run, waiting for the next: with four networks
+    # called in turn, and photos decoded in a thread beside them, the spinning took the cores they needed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if _threads:
         options.intra_op_num_threads = _threads
         options.inter_op_num_threads = 1
