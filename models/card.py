@@ -24,6 +24,14 @@ def write_card(run: Path, out: Path) -> None:
     ips = [float(r["images_per_s"]) for r in hist]
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
+    graph = Path(out).parent / "extractor.onnx"
+    graph_mb = graph.stat().st_size / 1e6 if graph.exists() else float("nan")
+    runs_as = meta.get("graph")
+    engine = (f"The engine runs `extractor.onnx` ({graph_mb:.1f} MB) on ONNX Runtime: the same network with its "
+              f"convolutions and matrix products in {runs_as['precision']}, their ranges calibrated on "
+              f"{runs_as['calibration']} (`models/graphs.py`). The thresholds and evaluations below were measured "
+              "through that graph, as the engine runs it; `extractor.keras` (float) is what training resumes from."
+              if runs_as else "The engine runs the float network.")
     widths, depths = cfg.get("widths", [24, 48, 96, 192]), cfg.get("depths", [1, 2, 2, 1])
     distill = float(cfg.get("distill_weight", 0.0))
     params = _count_params(run / "extractor.keras")
@@ -46,7 +54,7 @@ def write_card(run: Path, out: Path) -> None:
 
 Written by `scripts/train_extractor.py --ship` from the run's own files on {time.strftime('%Y-%m-%d')}
 ({platform.machine()}, {platform.python_version()}). Weights: `extractor.keras` ({size_mb:.1f} MB, Keras 3
-format, no pickle), metadata: `extractor.json`.
+format, no pickle), metadata: `extractor.json`. {engine}
 
 ## What it is
 

@@ -6,8 +6,9 @@ extractor is trained with; these graphs carry the same weights to run time:
 
 - `mtcnn_graph(name)`: MTCNN's P-Net, R-Net or O-Net, built from the weight files that ship inside the `mtcnn`
   package (read without importing it, since importing it imports TensorFlow).
-- `keras_graph(model)`: a trained extractor (`models/network.py`), written beside its `.keras` file as
-  `.onnx` when a run saves it (`models/train.py`); `scripts/export_onnx.py` does it for an existing one.
+- `keras_graph(model)`: a trained extractor (`models/network.py`). A training run writes it beside its
+  `.keras` file as `.onnx`, quantized to 8-bit integers (`quantize`, a stage of `models/runs.py`), and
+  calibrates its thresholds and measures it on LFW through that graph, the one the engine runs.
 
 Graphs take NHWC float32 input, as the Keras networks do, and turn it to ONNX's NCHW once at the start.
 Building a graph needs the `onnx` package; running one needs only `onnxruntime`.
@@ -284,13 +285,72 @@ def _bn_arrays(cfg: dict, weights: list[np.ndarray]):
     return gamma, beta, next(it), next(it)
 
 
-def export_extractor(keras_path: Path, onnx_path: Path | None = None) -> Path:
-    """Write the ONNX graph of a saved extractor beside it (`.onnx`), via a temporary file and a rename."""
+# Chips of training identities that set the ranges of the 8-bit activations, with their mirror images.
+CALIBRATION_CHIPS = 512
+
+
+def calibration_sample(chips: np.ndarray, n: int = CALIBRATION_CHIPS, seed: int = 0) -> np.ndarray:
+    """`n` of the (m, 112, 112, 3) uint8 chips drawn with `seed`, and their mirror images, as the network's
+    float input: what quantization measures its activation ranges on."""
+    from models.extractor import preprocess
+
+    pick = np.sort(np.random.default_rng(seed).choice(len(chips), min(n, len(chips)), replace=False))
+    x = preprocess(chips[pick])
+    return np.concatenate([x, x[:, :, ::-1]])
+
+
+def quantize(graph: bytes, sample: np.ndarray, batch: int = 64) -> bytes:
+    """The graph with its convolutions and matrix products in 8-bit integers: weights per output channel
+    (signed), activations per tensor (unsigned), their ranges the 0.001 % to 99.999 % percentiles over
+    `sample`. With the shipped model it embedded 1.8 times as fast on this project's 2-core machine, and moved
+    the validation TAR at FAR 1e-3 by 0.3 points (README, "The model")."""
+    import tempfile
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = _input_name(graph)
+    # ONNX Runtime's histograms want batches of one size: a sample of fewer than `batch` goes whole, a larger
+    # one in full batches (a remainder is left out)
+    batch = min(batch, len(sample))
+    sample = sample[:len(sample) - len(sample) % batch]
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self._parts = iter(range(0, len(sample), batch))
+
+        def get_next(self):
+            start = next(self._parts, None)
+            return None if start is None else {name: sample[start:start + batch]}
+
+    with tempfile.TemporaryDirectory(prefix="facesearch-quantize-") as tmp:
+        src, pre, out = (Path(tmp) / f for f in ("float.onnx", "prepared.onnx", "int8.onnx"))
+        src.write_bytes(graph)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"CalibTensorRangeSymmetric": False})
+        return out.read_bytes()
+
+
+def _input_name(graph: bytes) -> str:
+    import onnx
+
+    return onnx.load_from_string(graph).graph.input[0].name
+
+
+def export_extractor(keras_path: Path, onnx_path: Path | None = None, sample: np.ndarray | None = None) -> Path:
+    """Write the ONNX graph of a saved extractor beside it (`.onnx`), via a temporary file and a rename;
+    quantized on `sample` (see `calibration_sample`) when one is given."""
     import keras
 
     keras_path = Path(keras_path)
     onnx_path = Path(onnx_path) if onnx_path else keras_path.with_suffix(".onnx")
     data = keras_graph(keras.models.load_model(keras_path, compile=False))
+    if sample is not None:
+        data = quantize(data, sample)
     tmp = onnx_path.with_name(onnx_path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(onnx_path)

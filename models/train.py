@@ -226,10 +226,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         head.save(run / "pair_head.keras")
     out = run / "extractor.keras"
     model.save(out)
-    from models.graphs import export_extractor
-
-    export_extractor(out)  # extractor.onnx: the same network for ONNX Runtime, which the engine runs
-    log(f"saved {out} and its ONNX graph")
+    log(f"saved {out}")
     return out
 
 

@@ -110,13 +110,19 @@ def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, 
                       photos_per_identity=4, warmup_steps=1, split=(0.6, 0.2, 0.2))
     run = run_training(cfg, data_dir, tmp_path, log=lambda m: None, evaluate_lfw_too=False)
     for name in ["loss.png", "calibration.json", "test.json", "test-roc.png", "test-distances.png",
-                 "test-confusion.png", "extractor.json"]:
+                 "test-confusion.png", "extractor.json", "extractor.onnx"]:
         assert (run / name).exists(), name
     test = json.loads((run / "test.json").read_text())
     assert 0.0 <= test["accuracy_mean"] <= 1.0 and test["identities"] == 2
     meta = json.loads((run / "extractor.json").read_text())
     calib = json.loads((run / "calibration.json").read_text())
     assert meta["threshold"] == calib["threshold_far_1e-3"] and meta["threshold_far"] == 1e-3
+    # the engine's graph: 8-bit, its own version, and what the thresholds were calibrated through
+    assert meta["version"].endswith("-q8") and meta["graph"]["precision"].startswith("int8")
+    stamp = (run / "calibration.json").stat().st_mtime_ns
+    run_training(cfg, data_dir, tmp_path, log=lambda m: None, evaluate_lfw_too=False)  # a rerun redoes nothing
+    assert (run / "calibration.json").stat().st_mtime_ns == stamp
+    assert json.loads((run / "extractor.json").read_text())["version"] == meta["version"]
 
 
 def test_distillation_from_the_dlib_teacher(chips, tmp_path):
