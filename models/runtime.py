@@ -16,6 +16,13 @@ def set_threads(n: int) -> None:
     _threads = max(0, int(n))
 
 
+def threads() -> int:
+    """Threads a network may use: the `set_threads` setting, else the machine's cores."""
+    import os
+
+    return _threads or (os.cpu_count() or 1)
+
+
 def session(model: bytes | str | Path):
     """An inference session on the CPU for an ONNX model given as bytes or as a file path."""
     import onnxruntime as ort
