@@ -91,6 +91,18 @@ def test_train_without_data_says_where_to_point(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "FACESEARCH_DATA" in result.stderr
 
 
+def test_train_without_tensorflow_says_what_to_install(tmp_path, monkeypatch):
+    """The engine is installed without TensorFlow; the commands that train say how to add it."""
+    from facesearch import toolkit
+
+    def no_tensorflow(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setattr(toolkit, "train", no_tensorflow)
+    result = run(tmp_path / "home", "train", "--run", tmp_path / "r", "--steps", "1")
+    assert result.exit_code == 2 and "pip install 'facesearch[train]'" in result.stderr
+
+
 def test_evaluate_a_run_without_test_identities_is_an_error(tmp_path, shipped_model):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
