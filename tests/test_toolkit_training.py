@@ -12,6 +12,7 @@ import pytest
 
 from models.chips import build_cache, load_cache
 from models.datasets import load_folders
+from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
 from models.train import TrainConfig, train
 
 IDENTITIES = 12
@@ -103,6 +104,42 @@ def test_a_run_can_start_from_another_runs_weights(chips, tmp_path):
               log=lambda m: None)
 
 
+def test_a_run_can_start_from_a_shipped_model(chips, tmp_path):
+    """--init-from a folder with extractor.keras and extractor.json (as models/weights is): the backbone's weights
+    are the shipped ones, the softmax's classes start at their identities' mean embeddings, and the source's
+    metadata is kept in the run for the model card."""
+    import keras
+
+    from models.chips import load_cache
+    from models.train import imprint_classes
+
+    base = dict(chips=str(chips), steps=2, identities_per_batch=4, photos_per_identity=4, checkpoint_every=2,
+                warmup_steps=1, learning_rate=1e-9)
+    first = train(TrainConfig(**base, run=str(tmp_path / "first")), log=lambda m: None)
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    shutil.copy(first, shipped / "extractor.keras")
+    (shipped / "extractor.json").write_text(json.dumps({"version": "fs-test-shipped"}))
+    logs: list[str] = []
+    second = train(TrainConfig(**base, run=str(tmp_path / "second"), init_from=str(shipped)), log=logs.append)
+    assert any("class weights imprinted" in m for m in logs)
+    assert json.loads((tmp_path / "second" / "started_from.json").read_text())["version"] == "fs-test-shipped"
+    a, b = keras.models.load_model(first, compile=False), keras.models.load_model(second, compile=False)
+    for wa, wb in zip(a.trainable_weights, b.trainable_weights):
+        np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), atol=1e-5)
+
+    cache = load_cache(chips)
+    names = np.array([Path(p).parent.name for p in cache.paths])[cache.found]
+    labels = np.unique(names, return_inverse=True)[1]
+    centres = imprint_classes(a, cache.chips[cache.found], labels, labels.max() + 2)  # one class has no photo
+    assert centres.shape == (a.output_shape[-1], labels.max() + 2)
+    np.testing.assert_allclose(np.linalg.norm(centres[:, :-1], axis=0), 1.0, atol=1e-5)
+    assert np.linalg.norm(centres[:, -1]) < 0.5  # the empty class: small random weights
+    emb = np.asarray(a((cache.chips[cache.found].astype(np.float32) - 127.5) / 128.0, training=False))
+    nearest = np.argmax(emb @ centres[:, :-1], axis=1)
+    assert (nearest == labels).mean() > 1.5 / (labels.max() + 1)  # well above chance, even for a barely trained net
+
+
 def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, tmp_path):
     from models.runs import run_training
 
@@ -118,11 +155,21 @@ def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, 
     calib = json.loads((run / "calibration.json").read_text())
     assert meta["threshold"] == calib["threshold_far_1e-3"] and meta["threshold_far"] == 1e-3
     # the engine's graph: 8-bit, its own version, and what the thresholds were calibrated through
-    assert meta["version"].endswith("-q8") and meta["graph"]["precision"].startswith("int8")
+    assert meta["version"].endswith(QUANT_SUFFIX) and meta["graph"]["precision"] == QUANT_PRECISION
     stamp = (run / "calibration.json").stat().st_mtime_ns
     run_training(cfg, data_dir, tmp_path, log=lambda m: None, evaluate_lfw_too=False)  # a rerun redoes nothing
     assert (run / "calibration.json").stat().st_mtime_ns == stamp
     assert json.loads((run / "extractor.json").read_text())["version"] == meta["version"]
+    # a graph of the earlier scheme (full-range weights, "-q8") is written again, and measured again through
+    old = dict(meta, version=meta["version"].removesuffix(QUANT_SUFFIX) + "-q8",
+               graph=dict(meta["graph"], precision="int8 (weights per channel, activations per tensor)"))
+    (run / "extractor.json").write_text(json.dumps(old))
+    logs: list[str] = []
+    run_training(cfg, data_dir, tmp_path, log=logs.append, evaluate_lfw_too=False)
+    assert any("wrote" in m and "extractor.onnx" in m for m in logs)
+    assert (run / "calibration.json").stat().st_mtime_ns != stamp and (run / "test.json").exists()
+    again = json.loads((run / "extractor.json").read_text())
+    assert again["version"] == meta["version"] and again["graph"]["precision"] == QUANT_PRECISION
 
 
 def test_distillation_from_the_dlib_teacher(chips, tmp_path):
@@ -150,3 +197,31 @@ def test_distillation_from_the_dlib_teacher(chips, tmp_path):
     assert train(cfg, log=lambda m: None).exists()
     rows = list(csv.DictReader(open(tmp_path / "d" / "history.csv")))
     assert rows and all(0.0 < float(r["distill"]) <= 2.0 for r in rows)
+
+
+def test_refresh_card_rewrites_only_what_a_new_graph_changes(tmp_path):
+    """`models.runs.requantize` updates the shipped model card through `refresh_card`: the title, the sentences on
+    the graph, the thresholds and LFW sections; the recipe (the float network's training) stays as written."""
+    from models.card import refresh_card
+
+    repo_card = Path(__file__).resolve().parents[1] / "models" / "weights" / "MODEL_CARD.md"
+    card = tmp_path / "MODEL_CARD.md"
+    shutil.copyfile(repo_card, card)
+    (tmp_path / "extractor.onnx").write_bytes(b"\0" * 1_200_000)
+    recipe = card.read_text().split("## Recipe")[1].split("## Thresholds")[0]
+    meta = {"version": "fs-triplet-test-q8w7", "threshold_far": 1e-3,
+            "graph": {"precision": "8-bit integers (test precision)", "calibration": "test chips"}}
+    calib = {"photos": 10, "identities": 2, "pairs_same": 20, "pairs_different": 25,
+             "threshold_far_1e-2": 0.6123, "tar_at_far_1e-2": 0.5, "threshold_far_1e-3": 0.5123, "tar_at_far_1e-3": 0.25}
+    lfw = {"photos": 7701, "photos_no_face": 3, "accuracy_mean": 0.9, "accuracy_std": 0.01, "tar_at_far_1e-3": 0.4,
+           "tar_at_far_1e-2": 0.6, "roc_auc": 0.95, "eer": 0.1, "threshold_mean": 0.7}
+    for _ in range(2):  # a second refresh replaces the first one's note
+        refresh_card(card, "fs-triplet-old-q8", meta, calib, lfw)
+    text = card.read_text()
+    assert text.startswith("# Model card: facesearch extractor `fs-triplet-test-q8w7`\n")
+    assert text.count("Graph rewritten on") == 1 and "`fs-triplet-old-q8`" in text
+    assert "8-bit integers (test precision)" in text and "(1.2 MB)" in text
+    assert "| 1e-3 (used by `verify`, `who` and `search`) | 0.5123 | 25.00 % |" in text
+    assert "| accuracy (mean ± std over 10 folds) | 90.00 % ± 1.00 % |" in text and "found no\nface in 3 of" in text
+    assert text.split("## Recipe")[1].split("## Thresholds")[0] == recipe
+    assert text.count("## Thresholds") == 1 and text.count("## Evaluation") == 1 and "Reproduce:" in text
