@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,7 @@ def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) 
     _train_cache(cfg, data, log)
     if not (work / "extractor.keras").exists():
         prepare(cfg)
+        (work / "config.json").write_text(json.dumps(asdict(cfg), indent=2))  # the split, for other scripts
         shutil.copyfile(dest / "extractor.keras", work / "extractor.keras")
         (work / "extractor.json").write_text(json.dumps(
             {k: v for k, v in shipped.items() if k not in ("lfw_view2", "graph")}, indent=2))

@@ -1,12 +1,17 @@
 """What the 8-bit graph costs and buys: the shipped extractor as the engine runs it (`extractor.onnx`) against the
 same network in float, on the validation identities of its run and on LFW View 2.
 
-    python scripts/quantization_check.py --run runs/triplet-v2-warm [--weights models/weights/extractor.keras]
+    python scripts/quantization_check.py --run runs/requantize [--weights models/weights/extractor.keras]
+    git show 00f0f99:models/weights/extractor.onnx > /tmp/q8.onnx    # the earlier full-range 8-bit graph
+    python scripts/quantization_check.py --run runs/requantize --also /tmp/q8.onnx
 
 The float network is the graph of `extractor.keras` made in memory (`models/graphs.py`; needs TensorFlow to
 read the `.keras` file). Prints, for each: aligned faces embedded per second (batches of 256, mirror images
 included as the model's flip setting says), the validation TAR at FAR 1e-3 and 1e-2, LFW View 2 accuracy and
-TAR, and the cosine between the two graphs' vectors of each validation photo.
+TAR, and the cosine between each graph's vectors and the float network's, per validation photo. `--also`
+adds other graphs of the same network (e.g. one quantized another way) to the comparison. The run folder
+gives the split (its split.csv and config.json): that of the run the model came from, or the folder
+`scripts/requantize.py` measured in.
 """
 from __future__ import annotations
 
@@ -33,17 +38,27 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--run", required=True, type=Path, help="the training run the shipped model came from")
     ap.add_argument("--weights", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--also", type=Path, nargs="*", default=[], metavar="GRAPH.onnx",
+                    help="other graphs of the same network to compare (weights and flip setting from --weights)")
     args = ap.parse_args()
     chips_dir = Path(json.loads((args.run / "config.json").read_text())["chips"])  # the run's training chips
     val, names = split_chips(args.run, load_cache(chips_dir), "val")
     labels = np.unique(names, return_inverse=True)[1]
     lfw = lfw_chips(Path(args.data), Path(args.chips))
     with tempfile.TemporaryDirectory() as tmp:
-        for suffix in (".keras", ".json"):  # no .onnx beside: the float graph is made from the .keras file
-            shutil.copyfile(args.weights.with_suffix(suffix), Path(tmp) / f"extractor{suffix}")
+        graphs = [("8-bit graph (engine)", Extractor(args.weights, batch_size=256))]
+        for i, path in enumerate([None, *args.also]):
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            for suffix in (".keras", ".json"):
+                shutil.copyfile(args.weights.with_suffix(suffix), folder / f"extractor{suffix}")
+            if path is None:  # no .onnx beside: the float graph is made from the .keras file
+                graphs.append(("float network", Extractor(folder / "extractor.keras", batch_size=256)))
+            else:
+                shutil.copyfile(path, folder / "extractor.onnx")
+                graphs.append((f"`{path}`", Extractor(folder / "extractor.keras", batch_size=256)))
         rows, vectors = [], {}
-        for label, extractor in (("8-bit graph (engine)", Extractor(args.weights, batch_size=256)),
-                                 ("float network", Extractor(Path(tmp) / "extractor.keras", batch_size=256))):
+        for label, extractor in graphs:
             extractor.embed(val.chips[:256])  # loaded and warm before the clock starts
             start = time.perf_counter()
             v = embed_chipset(extractor, val, progress=False)
@@ -55,16 +70,14 @@ def main() -> None:
     print(f"model {Extractor(args.weights).version}; {len(val.chips)} validation photos of "
           f"{len(set(names.tolist()))} identities, {r['photos']} LFW View 2 photos\n")
     print("| graph | faces/s (2 cores, flip as shipped) | validation TAR at FAR 1e-3 / 1e-2 | "
-          "LFW accuracy | LFW TAR at FAR 1e-3 / 1e-2 |")
-    print("| --- | --- | --- | --- | --- |")
+          "LFW accuracy | LFW TAR at FAR 1e-3 / 1e-2 | cosine to the float network's vectors: mean / lowest |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for label, rate, c, r in rows:
+        cos = np.sum(vectors[label] * vectors["float network"], axis=1)
         print(f"| {label} | {rate:.0f} | {100 * c['tar_at_far_1e-3']:.2f} % / {100 * c['tar_at_far_1e-2']:.2f} % | "
               f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} % | "
-              f"{100 * r['tar_at_far_1e-3']:.2f} % / {100 * r['tar_at_far_1e-2']:.2f} % |")
-    a, b = vectors.values()
-    cos = np.sum(a * b, axis=1)
-    print(f"\ncosine between the two graphs' vectors of each validation photo: mean {cos.mean():.4f}, "
-          f"lowest {cos.min():.4f}")
+              f"{100 * r['tar_at_far_1e-3']:.2f} % / {100 * r['tar_at_far_1e-2']:.2f} % | "
+              f"{cos.mean():.4f} / {cos.min():.4f} |")
 
 
 if __name__ == "__main__":
