@@ -315,9 +315,10 @@ def quantize(graph: bytes, sample: np.ndarray, batch: int = 64) -> bytes:
     and 3, most laptops before 2019), ONNX Runtime multiplies unsigned activations by signed weights with an
     instruction (VPMADDUBSW) that adds pairs of products into 16 bits and saturates; full-range 8-bit weights
     overflow it. The project's first 8-bit extractor (fs-triplet-20261128-4aea0a17f8-q8) pointed where the
-    float network does to a cosine of 0.999 on a VNNI processor but 0.85 on average (0.31 at worst) on an
-    AVX2-only one; with 7-bit weights it is 0.9986 on the AVX2 one. The workaround is the one ONNX Runtime's
-    quantization guide and OpenVINO's "saturation issue" page give. README, "The model", has the numbers."""
+    float network does to a cosine of 0.999 on a VNNI processor but 0.87 on average (0.12 at worst) on an
+    AVX2-only one; with 7-bit weights it is 0.9987 (0.9947) there. The workaround is the one ONNX Runtime's
+    quantization guide and OpenVINO's "saturation issue" page give. README, "The model", has the numbers
+    (`scripts/quantization_check.py`)."""
     import tempfile
 
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
