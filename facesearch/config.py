@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.session import sqlite_path, sqlite_url
-from models.extractor import DEFAULT_MODEL
+# `facesearch --help` imports this module: SQLAlchemy (0.35 to 0.55 s to import) and NumPy wait for a command
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "weights" / "extractor.keras"
 
 DEFAULT_HOME = Path("~/.facesearch")
 DB_FILE = "facesearch.db"
@@ -59,6 +59,8 @@ class Config:
     @property
     def db_file(self) -> Path | None:
         """The SQLite file of the database, or None for a database server."""
+        from db.session import sqlite_path
+
         return sqlite_path(self.db_url)
 
 
@@ -67,7 +69,7 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
     """The configuration from explicit values, else the environment, else the defaults."""
     env = os.environ if env is None else env
     home_path = Path(home or env.get("FACESEARCH_HOME") or DEFAULT_HOME).expanduser().absolute()
-    db_url = db or env.get("FACESEARCH_DB") or sqlite_url(home_path / DB_FILE)
+    db_url = db or env.get("FACESEARCH_DB") or f"sqlite:///{(home_path / DB_FILE).resolve()}"  # db.session.sqlite_url
     model_path = Path(model or env.get("FACESEARCH_MODEL") or DEFAULT_MODEL).expanduser()
     options.setdefault("data_dir", Path(env.get("FACESEARCH_DATA") or "../shared/data").expanduser().absolute())
     if env.get("FACESEARCH_CACHE"):
