@@ -192,8 +192,8 @@ def _started_from(earlier: Path, run: Path) -> str:
         lfw = e.get("lfw_view2", {})
         measured = (f"; LFW View 2 {100 * lfw['accuracy_mean']:.2f} %, TAR at FAR 1e-3 "
                     f"{100 * lfw['tar_at_far_1e-3']:.2f} %" if "accuracy_mean" in lfw else "")
-        return (f"\n- Started from the float weights of the shipped extractor `{e['version']}` (`{earlier}/extractor.keras`, "
-                f"trained by the same script; its model card is in this repository's history{measured}), the "
+        return (f"\n- Started from the float weights of the shipped extractor `{e['version']}` "
+                f"(`{earlier}/extractor.keras`, trained by the same script; its model card is in this repository's history{measured}), the "
                 "softmax's class weights imprinted from its embeddings (each identity's mean), with a fresh optimizer "
                 "and schedule: the steps, wall time and losses below are this run's alone.")
     recipe = ""

@@ -63,7 +63,8 @@ def _train_cache(cfg: TrainConfig, data: Path, log=print) -> None:
         build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS)
 
 
-def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print, evaluate_lfw_too: bool = True) -> Path:
+def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print,
+            evaluate_lfw_too: bool = True) -> Path:
     """The stages after training, each skipped when done: the engine's 8-bit graph, thresholds calibrated on
     the validation identities through it, the test identities (when the split has any) and LFW View 2."""
     from models.chips import load_cache

@@ -212,7 +212,8 @@ def test_refresh_card_rewrites_only_what_a_new_graph_changes(tmp_path):
     meta = {"version": "fs-triplet-test-q8w7", "threshold_far": 1e-3,
             "graph": {"precision": "8-bit integers (test precision)", "calibration": "test chips"}}
     calib = {"photos": 10, "identities": 2, "pairs_same": 20, "pairs_different": 25,
-             "threshold_far_1e-2": 0.6123, "tar_at_far_1e-2": 0.5, "threshold_far_1e-3": 0.5123, "tar_at_far_1e-3": 0.25}
+             "threshold_far_1e-2": 0.6123, "tar_at_far_1e-2": 0.5,
+             "threshold_far_1e-3": 0.5123, "tar_at_far_1e-3": 0.25}
     lfw = {"photos": 7701, "photos_no_face": 3, "accuracy_mean": 0.9, "accuracy_std": 0.01, "tar_at_far_1e-3": 0.4,
            "tar_at_far_1e-2": 0.6, "roc_auc": 0.95, "eer": 0.1, "threshold_mean": 0.7}
     for _ in range(2):  # a second refresh replaces the first one's note
