@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# `facesearch --help` imports this module: SQLAlchemy (0.35 to 0.55 s to import) and NumPy wait for a command
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "weights" / "extractor.keras"
+# `facesearch --help` imports this module: SQLAlchemy (0.35 to 0.55 s to import) and NumPy wait for a command,
+# so the model's path comes from the `models` package itself (no NumPy) and the SQLite URL is written out
+from models import DEFAULT_MODEL
 
 DEFAULT_HOME = Path("~/.facesearch")
 DB_FILE = "facesearch.db"

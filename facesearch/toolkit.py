@@ -105,7 +105,7 @@ def train(config, run: Path, loss: str = "triplet", steps: int = 2000, split: tu
           log=print) -> Path:
     """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
     into models/weights with its model card. Returns the run folder."""
-    from models.extractor import WEIGHTS_DIR
+    from models import WEIGHTS_DIR
     from models.runs import run_training, ship as ship_run
     from models.train import LOSSES, TrainConfig
 

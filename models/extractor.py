@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = WEIGHTS_DIR / "extractor.keras"
+from models import DEFAULT_MODEL
+
 CHIP_SIDE = 112  # models.align.CHIP_SIZE, repeated so that importing this module needs no OpenCV
 
 

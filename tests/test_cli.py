@@ -43,8 +43,9 @@ def test_help_imports_nothing_heavy(args):
 
 
 def test_config_defaults_agree_with_the_modules_they_stand_in_for(tmp_path):
-    """facesearch.config spells out the default model and the SQLite URL itself, so that --help need not import
-    NumPy and SQLAlchemy: they must stay what models.extractor and db.session say."""
+    """facesearch.config takes the default model from the `models` package and spells out the SQLite URL itself,
+    so that --help need not import NumPy and SQLAlchemy: they must stay what models.extractor and db.session
+    say."""
     from db.session import sqlite_url
     from facesearch.config import DEFAULT_MODEL, DB_FILE, load_config
     from models.extractor import DEFAULT_MODEL as EXTRACTOR_DEFAULT
