@@ -155,11 +155,14 @@ def refresh_card(card: Path, old_version: str, meta: dict, calib: dict, lfw: dic
     intro_end = text.index("\n\n## What it is")
     graph = card.parent / "extractor.onnx"
     engine_at = text.index("The engine runs", 0, intro_end)
+    from models.graphs import OLD_QUANT_SUFFIXES
+
+    why = next((reason for suffix, reason in OLD_QUANT_SUFFIXES.items() if old_version.endswith(suffix)),
+               "was written by an earlier scheme")
     note = (f"\n\nGraph rewritten on {time.strftime('%Y-%m-%d')} by `python scripts/requantize.py` "
-            f"({platform.machine()}): the earlier graph, `{old_version}`, had full-range 8-bit weights, which "
-            "overflow ONNX Runtime's 8-bit products on processors without VNNI (`models/graphs.py`, `quantize`); "
-            "the float weights, training and recipe below are unchanged, the thresholds and LFW numbers were "
-            "measured again through the new graph.")
+            f"({platform.machine()}): the earlier graph, `{old_version}`, {why}; the float weights, training "
+            "and recipe below are unchanged, the thresholds and LFW numbers were measured again through the new "
+            "graph.")
     measured_at = text.index("## Thresholds (cosine distance")
     measured_end = text.index("Reproduce: `python scripts/evaluate_lfw.py`")
     text = (f"# Model card: facesearch extractor `{meta['version']}`" + text[title_end:engine_at]

@@ -126,7 +126,7 @@ MEASURED = ("calibration.json", "lfw.json", "lfw-view2*", "test.json", "test-*")
 
 def _write_graph(run: Path, cfg: TrainConfig, weights: Path, log=print) -> None:
     """extractor.onnx, the graph the engine runs, quantized to 8 bits on chips of training identities; its
-    vectors differ slightly from the float network's, so the version gets `-q8w7` and the thresholds and
+    vectors differ slightly from the float network's, so the version gets `QUANT_SUFFIX` and the thresholds and
     evaluations are measured again through it."""
     from models.chips import load_cache
     from models.graphs import CALIBRATION_CHIPS, OLD_QUANT_SUFFIXES, calibration_sample, export_extractor

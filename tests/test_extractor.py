@@ -61,7 +61,10 @@ def test_shipped_graph_is_the_8_bit_network(shipped_model, chips):
 
     assert shipped_model.with_suffix(".onnx").exists(), "the shipped model's ONNX graph is missing"
     graph = onnx.load(shipped_model.with_suffix(".onnx")).graph
-    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= {node.op_type for node in graph.node}
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    # batch normalizations folded into the convolutions, PReLU written as max(x, slope * x) (`keras_graph`)
+    assert not {"BatchNormalization", "PRelu"} & ops, ops
     stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     weights = [stored[node.input[0]] for node in graph.node
                if node.op_type == "DequantizeLinear" and node.input[0] in stored

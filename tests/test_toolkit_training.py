@@ -12,7 +12,7 @@ import pytest
 
 from models.chips import build_cache, load_cache
 from models.datasets import load_folders
-from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
+from models.graphs import OLD_QUANT_SUFFIXES, QUANT_PRECISION, QUANT_SUFFIX
 from models.train import TrainConfig, train
 
 IDENTITIES = 12
@@ -221,6 +221,7 @@ def test_refresh_card_rewrites_only_what_a_new_graph_changes(tmp_path):
     text = card.read_text()
     assert text.startswith("# Model card: facesearch extractor `fs-triplet-test-q8w7`\n")
     assert text.count("Graph rewritten on") == 1 and "`fs-triplet-old-q8`" in text
+    assert OLD_QUANT_SUFFIXES["-q8"] in text  # why the earlier graph was replaced
     assert "8-bit integers (test precision)" in text and "(1.2 MB)" in text
     assert "| 1e-3 (used by `verify`, `who` and `search`) | 0.5123 | 25.00 % |" in text
     assert "| accuracy (mean ± std over 10 folds) | 90.00 % ± 1.00 % |" in text and "found no\nface in 3 of" in text
