@@ -83,7 +83,7 @@ class Extractor:
 
             graph = self.weights.with_suffix(".onnx")
             if graph.exists():
-                self._net = runtime.session(graph)
+                self._net = runtime.batch_session(graph)
             else:
                 import keras
 
@@ -91,7 +91,8 @@ class Extractor:
                 from models.graphs import keras_graph
 
                 quiet_tensorflow()
-                self._net = runtime.session(keras_graph(keras.models.load_model(self.weights, compile=False)))
+                self._net = runtime.batch_session(keras_graph(keras.models.load_model(self.weights,
+                                                                                      compile=False)))
             self._input = self._net.get_inputs()[0].name
         return self._net
 

@@ -225,106 +225,173 @@ def _inbound(layer_config: dict) -> list[str]:
 
 def keras_graph(model) -> bytes:
     """A Keras functional model built from the layers of `models/network.py`, as an ONNX graph with input
-    `chip` (n, 112, 112, 3) and output `embedding` (n, dim); dropout is left out, as at inference."""
+    `chip` (n, 112, 112, 3) and output `embedding` (n, dim); dropout is left out, as at inference.
+
+    The same function, up to float rounding, with fewer steps between the convolutions, since in the 8-bit
+    graph each step that is not a convolution or an addition is a trip to float and back:
+    - a batch normalization y = s * x + t that feeds one convolution alone is folded into its kernel
+      (`_fold_into_conv`); where that convolution pads ('same'), the zeros padded in y are -t/s in x, so
+      the convolution must see x + t/s, an addition per channel;
+    - that addition is carried, where it can be, by the residual stream itself: the normalization before a
+      block's final addition adds it to its own output (`shift`: what a tensor carries over the layer's true
+      output), and each reader of a shifted tensor takes the shift out again for free: a 1x1 or unpadded
+      convolution in its bias, a normalization in its offset, an addition by passing it on. Only the first
+      block's addition (after the stem's PReLU) stays;
+    - PReLU is written as max(x, slope * x) (`GraphBuilder.prelu`)."""
     config = model.get_config()
     consumers: dict[str, list[dict]] = {}
     for entry in config["layers"]:
         for source in _inbound(entry):
             consumers.setdefault(source, []).append(entry)
+    # which normalizations fold, and the shift each block's addition should carry for the one after it
+    folds, targets = {}, {}
+    for entry in config["layers"]:
+        if entry["class_name"] == "BatchNormalization" and len(model.get_layer(entry["name"]).input.shape) == 4:
+            cfg = entry["config"]
+            fold = _fold_into_conv(consumers.get(entry["name"], []), *_bn_arrays(cfg, model.get_layer(
+                entry["name"]).get_weights()), cfg["epsilon"])
+            if fold is not None:
+                folds[entry["name"]] = fold
+                scale, offset, valid = fold
+                source = _inbound(entry)[0]
+                if not valid and _class(config, source) == "Add":
+                    targets.setdefault(source, offset / scale)
     g = GraphBuilder()
     out: dict[str, str] = {}
-    folded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}  # see _fold_into_conv
+    shift: dict[str, np.ndarray] = {}
+    folded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def exact(name: str) -> str:
+        """The layer's output without the shift it carries."""
+        if name not in shift:
+            return out[name]
+        return g.op("Add", [out[name], g.const(_channels(-shift[name]))])
+
     input_name = None
     for entry in config["layers"]:
         cls, name, cfg = entry["class_name"], entry["name"], entry["config"]
         inbound = _inbound(entry)
-        sources = [out[s] for s in inbound]
         layer = model.get_layer(name) if cls != "InputLayer" else None
         weights = layer.get_weights() if layer is not None else []
         if cls == "InputLayer":
             input_name = name
             out[name] = g.to_nchw(name)
-        elif cls == "Conv2D":
+        elif cls in ("Conv2D", "DepthwiseConv2D"):
             if cfg.get("activation", "linear") != "linear" or cfg.get("dilation_rate", [1, 1]) not in ([1, 1], (1, 1)):
                 raise ValueError(f"layer {name}: only linear, undilated convolutions are converted")
-            kernel, bias = _folded_kernel(folded.get(inbound[0]), weights[0],
-                                          weights[1] if cfg["use_bias"] else None)
-            out[name] = g.conv(sources[0], kernel, bias, int(cfg["strides"][0]), same=cfg["padding"] == "same")
-        elif cls == "DepthwiseConv2D":
-            k = weights[0]  # (kh, kw, in, multiplier=1) -> grouped convolution, one group per channel
-            if k.shape[3] != 1:
+            k = weights[0]  # (kh, kw, in, out), or (kh, kw, in, multiplier=1) for a depthwise one
+            depthwise = cls == "DepthwiseConv2D"
+            if depthwise and k.shape[3] != 1:
                 raise ValueError(f"layer {name}: depth multiplier {k.shape[3]} is not converted")
-            k, bias = _folded_kernel(folded.get(inbound[0]), k, weights[1] if cfg["use_bias"] else None,
-                                     depthwise=True)
-            kernel = np.transpose(k, (0, 1, 3, 2))  # (kh, kw, 1, in): in/groups = 1, out = in
-            out[name] = g.conv(sources[0], kernel, bias, int(cfg["strides"][0]), same=cfg["padding"] == "same",
-                               groups=k.shape[2])
+            bias = weights[1] if cfg["use_bias"] else None
+            same = cfg["padding"] == "same"
+            source = inbound[0]
+            fold = folded.get(source)
+            if fold is None and source in shift and (not same or k.shape[:2] == (1, 1)):
+                fold = (np.ones(k.shape[2]), -shift[source])  # no padding: the shift comes out in the bias
+                x = out[source]
+            else:
+                x = out[source] if fold is not None else exact(source)
+            k, bias = _folded_kernel(fold, k, bias, depthwise=depthwise)
+            if depthwise:  # a grouped convolution, one group per channel: (kh, kw, 1, in)
+                out[name] = g.conv(x, np.transpose(k, (0, 1, 3, 2)), bias, int(cfg["strides"][0]), same=same,
+                                   groups=k.shape[2])
+            else:
+                out[name] = g.conv(x, k, bias, int(cfg["strides"][0]), same=same)
         elif cls == "BatchNormalization":
             gamma, beta, mean, var = _bn_arrays(cfg, weights)
-            rank = len(layer.input.shape)
-            fold = _fold_into_conv(consumers.get(name, []), gamma, beta, mean, var, cfg["epsilon"]) \
-                if rank == 4 else None
-            if fold is not None:
-                folded[name] = fold
-                out[name] = sources[0] if fold[1] is not None else \
-                    g.op("Add", [sources[0], g.const(_bn_offset(gamma, beta, mean, var, cfg["epsilon"]))])
-            elif rank == 4:
-                out[name] = g.batch_norm(sources[0], gamma, beta, mean, var, cfg["epsilon"])
+            source = inbound[0]
+            carried = shift.get(source)
+            if name in folds:
+                scale, offset, valid = folds[name]
+                if valid:  # the reader's bias takes t, less what the input carries
+                    folded[name] = (scale, offset - (0 if carried is None else scale * carried))
+                    out[name] = out[source]
+                else:  # the reader must see x + t/s
+                    folded[name] = (scale, None)
+                    missing = offset / scale - (0 if carried is None else carried)
+                    out[name] = out[source] if np.abs(missing).max() < 1e-9 else \
+                        g.op("Add", [out[source], g.const(_channels(missing))])
+            elif len(layer.input.shape) == 4:
+                scale = gamma / np.sqrt(var + cfg["epsilon"])
+                want = _wanted_shift(name, consumers, targets, shift, out)
+                beta = beta - (0 if carried is None else scale * carried) + (0 if want is None else want)
+                out[name] = g.batch_norm(out[source], gamma, beta, mean, var, cfg["epsilon"])
+                if want is not None:
+                    shift[name] = want
             else:  # after the dense layer: (n, dim), written as a scale and a shift
                 scale = gamma / np.sqrt(var + cfg["epsilon"])
-                y = g.op("Mul", [sources[0], g.const(scale.astype(np.float32))])
+                y = g.op("Mul", [exact(source), g.const(scale.astype(np.float32))])
                 out[name] = g.op("Add", [y, g.const((beta - mean * scale).astype(np.float32))])
         elif cls == "PReLU":
-            out[name] = g.prelu(sources[0], weights[0], channels_first=len(layer.input.shape) == 4)
+            out[name] = g.prelu(exact(inbound[0]), weights[0], channels_first=len(layer.input.shape) == 4)
         elif cls == "Add":
-            y = sources[0]
-            for other in sources[1:]:
-                y = g.op("Add", [y, other])
+            y = out[inbound[0]]
+            for other in inbound[1:]:
+                y = g.op("Add", [y, out[other]])
             out[name] = y
+            carried = [shift[s] for s in inbound if s in shift]
+            if carried:
+                shift[name] = np.sum(carried, axis=0)
         elif cls == "Flatten":
-            out[name] = g.op("Flatten", [g.to_nhwc(sources[0])], axis=1)  # Keras flattens in (h, w, c) order
+            out[name] = g.op("Flatten", [g.to_nhwc(exact(inbound[0]))], axis=1)  # Keras flattens in (h, w, c) order
         elif cls == "Dropout":
-            out[name] = sources[0]
+            out[name] = out[inbound[0]]
+            if inbound[0] in shift:
+                shift[name] = shift[inbound[0]]
         elif cls == "Dense":
             if cfg.get("activation", "linear") != "linear":
                 raise ValueError(f"layer {name}: only linear dense layers are converted")
-            out[name] = g.dense(sources[0], weights[0], weights[1] if cfg["use_bias"] else None)
+            out[name] = g.dense(exact(inbound[0]), weights[0], weights[1] if cfg["use_bias"] else None)
         elif cls == "UnitNormalization":
-            out[name] = g.op("LpNormalization", [sources[0]], axis=-1, p=2)
+            out[name] = g.op("LpNormalization", [exact(inbound[0])], axis=-1, p=2)
         else:
             raise ValueError(f"layer {name}: Keras layer type {cls} is not converted to ONNX")
     outputs = config["output_layers"]
     last = outputs[0] if isinstance(outputs[0], str) else outputs[0][0]  # one output: [name, 0, 0]
-    return g.to_bytes({input_name: [None, 112, 112, 3]}, {"embedding": out[last]}, model.name)
+    return g.to_bytes({input_name: [None, 112, 112, 3]}, {"embedding": exact(last)}, model.name)
+
+
+def _class(config: dict, name: str) -> str | None:
+    return next((e["class_name"] for e in config["layers"] if e["name"] == name), None)
+
+
+def _wanted_shift(name: str, consumers: dict, targets: dict, shift: dict, out: dict) -> np.ndarray | None:
+    """The shift a normalization's output should carry: where it is the last input of an addition to be
+    written, and that addition's output should carry one (`targets`), what the other inputs do not carry."""
+    users = consumers.get(name, [])
+    if len(users) != 1 or users[0]["class_name"] != "Add" or users[0]["name"] not in targets:
+        return None
+    others = [s for s in _inbound(users[0]) if s != name]
+    if not all(s in out for s in others):  # another input is written later and carries it instead
+        return None
+    return targets[users[0]["name"]] - sum((shift[s] for s in others if s in shift), np.zeros(1))
+
+
+def _channels(v: np.ndarray) -> np.ndarray:
+    """A per-channel vector as a (c, 1, 1) float32 constant for NCHW tensors."""
+    return np.asarray(v, np.float32).reshape(-1, 1, 1)
 
 
 def _fold_into_conv(users: list[dict], gamma, beta, mean, var, epsilon: float):
     """How a batch normalization y = s * x + t that feeds one convolution alone is folded into it, or None.
 
     The convolution of y equals that of x with its kernel scaled by s per input channel, plus the kernel's sum
-    over t, where no padding is involved ('valid'): returns (s, t), and the normalization is dropped. With
-    'same' padding the zeros padded in y are -t/s in x, so the sum over t would be wrong at the borders;
-    instead y = s * (x + t/s): the graph adds t/s per channel (`_bn_offset`), which ONNX Runtime does in 8
-    bits, and the convolution takes s (returns (s, None)). Either way the normalization no longer leaves the
-    8-bit convolutions around it for float and back."""
+    over t, where no padding is involved ('valid'). With 'same' padding the zeros padded in y are -t/s in x,
+    so the sum over t would be wrong at the borders; instead y = s * (x + t/s): the convolution sees x + t/s
+    (see `keras_graph`) and takes s. Returns (s, t, whether 'valid')."""
     if len(users) != 1 or users[0]["class_name"] not in ("Conv2D", "DepthwiseConv2D"):
         return None
     scale = (gamma / np.sqrt(var + epsilon)).astype(np.float64)
     if np.abs(scale).min() < 1e-3:  # t/s would be huge, and so the range the 8-bit activations must cover
         return None
     shift = (beta - mean * scale).astype(np.float64)
-    return scale, (shift if users[0]["config"]["padding"] == "valid" else None)
-
-
-def _bn_offset(gamma, beta, mean, var, epsilon: float) -> np.ndarray:
-    """t/s of a batch normalization s * x + t, per channel, as (c, 1, 1) for NCHW tensors."""
-    scale = gamma / np.sqrt(var + epsilon)
-    return ((beta - mean * scale) / scale).astype(np.float32).reshape(-1, 1, 1)
+    return scale, shift, users[0]["config"]["padding"] == "valid"
 
 
 def _folded_kernel(fold, kernel: np.ndarray, bias: np.ndarray | None, depthwise: bool = False):
-    """A Keras kernel (kh, kw, in, out) and bias with the batch normalization before it folded in (`fold` from
-    `_fold_into_conv`; None leaves them as they are)."""
+    """A Keras kernel (kh, kw, in, out) and bias with a per-channel y = s * x + t before it folded in (`fold`
+    = (s, t), t None for none; None leaves them as they are)."""
     if fold is None:
         return kernel, bias
     scale, shift = fold
@@ -352,18 +419,19 @@ CALIBRATION_CHIPS = 512
 
 # The version suffix of an extractor whose engine graph `quantize` wrote, and the earlier ones it replaces, with
 # why (`models.card.refresh_card` writes the reason into the model card when a shipped graph is rewritten).
-QUANT_SUFFIX = "-q8w7f"
+QUANT_SUFFIX = "-q8w7s"
 OLD_QUANT_SUFFIXES = {
     "-q8": "had full-range 8-bit weights, which overflow ONNX Runtime's 8-bit products on processors without "
            "VNNI (`models/graphs.py`, `quantize`)",
     "-q8w7": "ran each batch normalization before a convolution, and each PReLU, in float between two 8-bit "
-             "convolutions; the new graph folds those normalizations into the convolutions and writes PReLU "
-             "as max(x, slope * x) (`models/graphs.py`, `keras_graph`), which embeds faster",
+             "convolutions; the new graph folds those normalizations into the convolutions, carries their "
+             "offsets in the residual stream and writes PReLU as max(x, slope * x) (`models/graphs.py`, "
+             "`keras_graph`), which embeds faster",
+    "-q8w7f": "added each folded normalization's offset as an 8-bit addition of its own; the new graph carries "
+              "those offsets in the residual stream (`models/graphs.py`, `keras_graph`), which embeds faster",
 }
 QUANT_PRECISION = ("8-bit integers (activations per tensor; weights per channel, kept to 7 bits; batch "
-                   "normalizations folded into the convolutions)")
-
-
+                   "normalizations folded into the convolutions, their offsets carried by the residual stream)")
 # What `quantize` turns to 8 bits. Not Mul: PReLU is written as Max(x, Mul(x, slope)) (`GraphBuilder.prelu`), and
 # an 8-bit Mul there cost more in conversions than it saved.
 QUANTIZED_OPS = ["Conv", "MatMul", "Add"]

@@ -87,3 +87,20 @@ def test_embed_names_the_shape_it_wants(shipped_model):
     with pytest.raises(ValueError, match=r"\(n, 112, 112, 3\)"):
         Extractor(shipped_model).embed(np.zeros((2, 96, 96, 3), np.uint8))
     assert Extractor(shipped_model).embed(np.zeros((0, 112, 112, 3), np.uint8)).shape[0] == 0
+
+
+def test_a_batch_split_over_sessions_gives_the_same_vectors(shipped_model, chips):
+    """`runtime.SplitBatch` (what the extractor runs on a machine of several cores) cuts each batch into parts,
+    one per single-thread session, and joins their outputs in order: the same numbers as one session, for a
+    batch that does not divide evenly and for a batch smaller than the number of sessions."""
+    from models import runtime
+
+    graph = shipped_model.with_suffix(".onnx")
+    one = runtime.session(graph)
+    split = runtime.SplitBatch(graph, 3)
+    name = split.get_inputs()[0].name
+    for batch in (preprocess(chips), preprocess(chips[:2])):  # 9 chips in parts of 3; 2 chips in parts of 1
+        want = one.run(None, {name: batch})[0]
+        got = split.run(None, {name: batch})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-6)
