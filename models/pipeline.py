@@ -44,18 +44,20 @@ def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: in
     targets = np.zeros((len(labels), 1), np.float32) if targets is None else np.asarray(targets, np.float32)
     width = targets.shape[1]
 
-    def batches():
-        while True:
-            yield sampler.batch()
+    def draw():
+        i = sampler.batch()  # calls hold Python's lock, so the sampler's batches are drawn one at a time
+        return chips[i], labels[i], targets[i]
 
-    def gather(idx):
+    def gather(_):
         # numpy gather keeps the 1 GB chip array out of the TensorFlow graph
-        x, y, t = tf.numpy_function(lambda i: (chips[i], labels[i], targets[i]), [idx],
-                                    (tf.uint8, tf.int32, tf.float32))
+        x, y, t = tf.numpy_function(draw, [], (tf.uint8, tf.int32, tf.float32))
         x = (tf.cast(tf.reshape(x, [p * k, 112, 112, 3]), tf.float32) - 127.5) / 128.0
         return (augment(x) if augmented else x), tf.reshape(y, [p * k]), tf.reshape(t, [p * k, width])
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=tf.TensorSpec([p * k], tf.int64))
+    # Not Dataset.from_generator: with such a dataset merely open, the training step ran at 24 images/s
+    # instead of 38 on this project's 2-core machine, even while the step did not read from it
+    # (bench/training_speed.py)
+    ds = tf.data.Dataset.from_tensors(0).repeat()
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).prefetch(2)
 
 
