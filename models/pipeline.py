@@ -54,9 +54,8 @@ def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: in
         x = (tf.cast(tf.reshape(x, [p * k, 112, 112, 3]), tf.float32) - 127.5) / 128.0
         return (augment(x) if augmented else x), tf.reshape(y, [p * k]), tf.reshape(t, [p * k, width])
 
-    # Not Dataset.from_generator: with such a dataset merely open, the training step ran at 24 images/s
-    # instead of 38 on this project's 2-core machine, even while the step did not read from it
-    # (bench/training_speed.py)
+    # Not Dataset.from_generator: with such a dataset open, the training step ran at 28 images/s instead of
+    # 39 on this project's 2-core machine, even while the step did not read from it (bench/training_speed.py)
     ds = tf.data.Dataset.from_tensors(0).repeat()
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).prefetch(2)
 
