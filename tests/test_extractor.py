@@ -63,8 +63,13 @@ def test_shipped_graph_is_the_8_bit_network(shipped_model, chips):
     graph = onnx.load(shipped_model.with_suffix(".onnx")).graph
     ops = {node.op_type for node in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
-    # batch normalizations folded into the convolutions, PReLU written as max(x, slope * x) (`keras_graph`)
+    # batch normalizations folded into the convolutions, PReLU written as max(x, slope * x) (`keras_graph`) and
+    # run on 8-bit integers (`prelu_in_8_bits`): no Max reads a float tensor
     assert not {"BatchNormalization", "PRelu"} & ops, ops
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+    maxes = [node for node in graph.node if node.op_type == "Max"]
+    assert len(maxes) == 7  # the stem's PReLU and one in each of the six blocks
+    assert all(sorted(made_by[i] for i in node.input) == ["QLinearLeakyRelu", "QLinearMul"] for node in maxes)
     stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     weights = [stored[node.input[0]] for node in graph.node
                if node.op_type == "DequantizeLinear" and node.input[0] in stored
@@ -104,3 +109,63 @@ def test_a_batch_split_over_sessions_gives_the_same_vectors(shipped_model, chips
         got = split.run(None, {name: batch})[0]
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def _prelu_qdq_graph(slopes: np.ndarray, height: int, width: int, x_scale: float, x_zero: int, y_scale: float,
+                     y_zero: int, extra_max: bool = False) -> bytes:
+    """8-bit x -> DequantizeLinear -> max(x, slopes * x) -> QuantizeLinear -> 8-bit y, the pattern ONNX Runtime's
+    quantizer leaves around each PReLU of the extractor; with `extra_max`, also a Max of x and itself that is no
+    PReLU."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = len(slopes)
+    consts = {"xs": np.float32(x_scale), "xz": np.uint8(x_zero), "ys": np.float32(y_scale), "yz": np.uint8(y_zero),
+              "slope": slopes.astype(np.float32).reshape(c, 1, 1)}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
+             helper.make_node("Mul", ["xf", "slope"], ["ax"]),
+             helper.make_node("Max", ["xf", "ax"], ["m"]),
+             helper.make_node("QuantizeLinear", ["m", "ys", "yz"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.UINT8, None)]
+    if extra_max:
+        nodes.append(helper.make_node("Max", ["x", "x"], ["other"]))
+        outputs.append(helper.make_tensor_value_info("other", TensorProto.UINT8, None))
+    graph = helper.make_graph(
+        nodes, "prelu", [helper.make_tensor_value_info("x", TensorProto.UINT8, [None, c, height, width])], outputs,
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()],
+        value_info=[helper.make_tensor_value_info("m", TensorProto.FLOAT, [None, c, height, width])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_prelu_in_8_bits_gives_the_float_prelu_within_one_step():
+    """`graphs.prelu_in_8_bits` turns the float PReLU between two conversions into 8-bit operations: every input
+    code of every channel (slopes negative, zero, positive, up to 1) comes out within one output step of the
+    float PReLU's, and a Max that is not a PReLU is left alone."""
+    import onnx
+
+    from models import runtime
+    from models.graphs import prelu_in_8_bits
+
+    slopes = np.array([-0.45, -0.2, -0.013, 0.0, 0.05, 0.19, 0.5, 1.0])
+    graph = _prelu_qdq_graph(slopes, 16, 16, x_scale=0.05, x_zero=131, y_scale=0.04, y_zero=3, extra_max=True)
+    rewritten = prelu_in_8_bits(graph)
+    ops = [node.op_type for node in onnx.load_from_string(rewritten).graph.node]
+    assert sorted(ops) == ["Max", "Max", "QLinearLeakyRelu", "QLinearMul"], ops
+    x = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16), (2, len(slopes), 16, 16)).copy()
+    x[1] = x[1, :, ::-1, ::-1]  # a second image, codes in another order
+    before = runtime.session(graph).run(None, {"x": x})
+    after = runtime.session(rewritten).run(None, {"x": x})
+    xf = (x.astype(np.float64) - 131) * 0.05
+
+    def prelu_q(a: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(np.maximum(xf, a.reshape(-1, 1, 1) * xf) / 0.04) + 3, 0, 255)
+
+    want = prelu_q(slopes)
+    step = (1.0 + 0.45) / 255  # the slopes' 8-bit step over their range, zero included
+    want_8_bit_slopes = prelu_q((np.round(slopes / step + 0.45 / step) - round(0.45 / step)) * step)
+    assert np.abs(before[0].astype(int) - want).max() <= 1  # the float pattern itself, to float32's rounding
+    assert (before[0] != want).mean() < 0.03
+    assert np.abs(after[0].astype(int) - want).max() <= 1
+    assert (after[0] != want).mean() < 0.1  # the slopes moved by up to half a step
+    assert (after[0] != want_8_bit_slopes).mean() < 0.03  # as exact as the float pattern, given those slopes
+    np.testing.assert_array_equal(after[1], before[1])  # the other Max: untouched
+    assert prelu_in_8_bits(rewritten) == rewritten  # nothing left to rewrite
