@@ -39,7 +39,27 @@ def session(model: bytes | str | Path, threads: int = 0):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        # the extractor's graph compares 8-bit numbers (`graphs.prelu_in_8_bits`), which ONNX Runtime runs from 1.24
+        if "Could not find an implementation" in str(e) and _older(ort.__version__, MIN_ONNXRUNTIME):
+            where = f"{model}: " if isinstance(model, (str, Path)) else ""
+            raise RuntimeError(f"{where}this graph needs onnxruntime {MIN_ONNXRUNTIME} or newer, and "
+                               f"{ort.__version__} is installed: pip install -U 'onnxruntime>={MIN_ONNXRUNTIME}'"
+                               ) from e
+        raise
+
+
+# The oldest ONNX Runtime that runs every shipped graph (setup.cfg asks for it): 1.23 has no Max for 8-bit numbers.
+MIN_ONNXRUNTIME = "1.24"
+
+
+def _older(version: str, than: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split("+")[0].split(".")[:2] if p.isdigit())
+
+    return parts(version) < parts(than)
 
 
 def batch_session(model: bytes | str | Path):

@@ -50,3 +50,29 @@ def test_unusable_names_are_refused(name):
 def test_names_are_stripped():
     assert check_name("  Ada Lovelace ") == "Ada Lovelace"
     assert UNKNOWN == "unknown"
+
+
+def test_an_onnxruntime_too_old_for_the_graphs_is_named(monkeypatch):
+    """The shipped extractor compares 8-bit numbers with Max, which ONNX Runtime runs from 1.24: setup.cfg asks
+    for that version, and an older one installed anyway gets a message saying what to install, not ONNX
+    Runtime's "Could not find an implementation"."""
+    import onnxruntime as ort
+
+    from models import runtime
+
+    setup = (Path(__file__).resolve().parents[1] / "setup.cfg").read_text()
+    assert f"onnxruntime>={runtime.MIN_ONNXRUNTIME}\n" in setup
+    assert runtime._older("1.23.2", "1.24") and runtime._older("1.9.0", "1.24")
+    assert not runtime._older("1.24.1", "1.24") and not runtime._older("1.32.0+cpu", "1.24")
+
+    def no_kernel(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for Max(13)")
+
+    monkeypatch.setattr(ort, "InferenceSession", no_kernel)
+    monkeypatch.setattr(ort, "__version__", "1.23.2")
+    with pytest.raises(RuntimeError, match=r"extractor\.onnx: this graph needs onnxruntime 1\.24 or newer, and "
+                                           r"1\.23\.2 is installed: pip install -U"):
+        runtime.session(Path("models/weights/extractor.onnx"))
+    monkeypatch.setattr(ort, "__version__", "1.24.0")  # a newer one that fails so: its own message stands
+    with pytest.raises(RuntimeError, match="Could not find an implementation"):
+        runtime.session(Path("models/weights/extractor.onnx"))
