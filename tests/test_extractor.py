@@ -70,6 +70,8 @@ def test_shipped_graph_is_the_8_bit_network(shipped_model, chips):
     maxes = [node for node in graph.node if node.op_type == "Max"]
     assert len(maxes) == 7  # the stem's PReLU and one in each of the six blocks
     assert all(sorted(made_by[i] for i in node.input) == ["QLinearLeakyRelu", "QLinearMul"] for node in maxes)
+    # per-channel constants written out per pixel (`constants_per_pixel`, and the slopes in `prelu_in_8_bits`)
+    assert not [t.name for t in graph.initializer if len(t.dims) == 3 and t.dims[1:] == [1, 1]]
     stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     weights = [stored[node.input[0]] for node in graph.node
                if node.op_type == "DequantizeLinear" and node.input[0] in stored
@@ -169,3 +171,42 @@ def test_prelu_in_8_bits_gives_the_float_prelu_within_one_step():
     assert (after[0] != want_8_bit_slopes).mean() < 0.03  # as exact as the float pattern, given those slopes
     np.testing.assert_array_equal(after[1], before[1])  # the other Max: untouched
     assert prelu_in_8_bits(rewritten) == rewritten  # nothing left to rewrite
+
+
+def test_constants_per_pixel_gives_the_same_numbers():
+    """`graphs.constants_per_pixel` writes a per-channel 8-bit constant that an addition broadcasts over a
+    feature map out over the map's height and width: ONNX Runtime gives the same bytes, and a constant read
+    twice, or one whose map's shape is unknown, is left as it is."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models import runtime
+    from models.graphs import constants_per_pixel
+
+    c, h, w = 6, 5, 7
+    consts = {"s": np.float32(0.05), "z": np.uint8(120), "cs": np.float32(0.02), "cz": np.uint8(30),
+              "ys": np.float32(0.07), "yz": np.uint8(100),
+              "offset": np.arange(c, dtype=np.uint8).reshape(c, 1, 1) * 40,
+              "shared": np.arange(c, dtype=np.uint8).reshape(c, 1, 1) * 9}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["offset", "cs", "cz"], ["of"]),
+             helper.make_node("Add", ["xf", "of"], ["sum"]),
+             helper.make_node("QuantizeLinear", ["sum", "ys", "yz"], ["y"]),
+             helper.make_node("DequantizeLinear", ["shared", "cs", "cz"], ["sf"]),  # read by two Adds: left
+             helper.make_node("Add", ["xf", "sf"], ["u"]),
+             helper.make_node("Add", ["sf", "sf"], ["v"])]
+    graph = helper.make_graph(
+        nodes, "offsets", [helper.make_tensor_value_info("x", TensorProto.UINT8, [None, c, h, w])],
+        [helper.make_tensor_value_info(n, TensorProto.UINT8 if n == "y" else TensorProto.FLOAT, None)
+         for n in ("y", "u", "v")],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()],
+        value_info=[helper.make_tensor_value_info("sum", TensorProto.FLOAT, [None, c, h, w]),
+                    helper.make_tensor_value_info("u", TensorProto.FLOAT, [None, c, h, w])])
+    before = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    after = constants_per_pixel(before)
+    stored = {t.name: list(t.dims) for t in onnx.load_from_string(after).graph.initializer}
+    assert stored["offset"] == [c, h, w] and stored["shared"] == [c, 1, 1]
+    x = np.random.default_rng(0).integers(0, 256, (3, c, h, w)).astype(np.uint8)
+    for got, want in zip(runtime.session(after).run(None, {"x": x}), runtime.session(before).run(None, {"x": x})):
+        np.testing.assert_array_equal(got, want)
+    assert constants_per_pixel(after) == after  # nothing left to write out
