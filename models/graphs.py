@@ -496,6 +496,23 @@ def quantize(graph: bytes, sample: np.ndarray, batch: int = 64) -> bytes:
         return constants_per_pixel(prelu_in_8_bits(out.read_bytes()))
 
 
+def _graph_index(graph: bytes):
+    """The model, and its lookups: initializers by name, known shapes by tensor name, the node making each
+    tensor, and the nodes reading each (a node once per input that names it)."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    g = model.graph
+    stored = {t.name: t for t in g.initializer}
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in g.value_info}
+    producer = {out: node for node in g.node for out in node.output}
+    readers: dict[str, list] = {}
+    for node in g.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return model, stored, shapes, producer, readers
+
+
 def constants_per_pixel(graph: bytes) -> bytes:
     """The quantized graph with each per-channel constant that an 8-bit addition broadcasts over a feature map
     written out over the map's height and width: the same numbers, but ONNX Runtime's 8-bit addition of a
@@ -503,25 +520,18 @@ def constants_per_pixel(graph: bytes) -> bytes:
     long as a convolution of its size (per-node profile, graph -q8w7p), since it runs the broadcast pixel by
     pixel. Only an 8-bit constant read by one DequantizeLinear, read by one Add, whose output's shape is
     known, is written out; the extractor's is 56 x 56 x 24 bytes."""
-    import onnx
     from onnx import numpy_helper
 
-    model = onnx.load_from_string(graph)
+    model, stored, shapes, producer, readers = _graph_index(graph)
     g = model.graph
-    stored = {t.name: t for t in g.initializer}
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in g.value_info}
-    producer = {out: node for node in g.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in g.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
     changed = False
     for add in [node for node in g.node if node.op_type == "Add"]:
         shape = shapes.get(add.output[0], [])
         for name in add.input:
             dq = producer.get(name)
-            if (dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in stored or readers[name] != 1
-                    or readers[dq.input[0]] != 1 or len(shape) != 4 or not all(shape[1:])):
+            if (dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in stored
+                    or len(readers[name]) != 1 or len(readers[dq.input[0]]) != 1 or len(shape) != 4
+                    or not all(shape[1:])):
                 continue
             const = numpy_helper.to_array(stored[dq.input[0]])
             if const.shape != (shape[1], 1, 1) or const.dtype not in (np.uint8, np.int8) or shape[2] * shape[3] == 1:
@@ -544,18 +554,10 @@ def prelu_in_8_bits(graph: bytes) -> bytes:
     took 2.6 times as long), x alone moved to the output's scale by a `QLinearLeakyRelu` of slope 1 (a 256-entry
     table), and the larger of the two by `Max`, which is exact on two 8-bit numbers of one scale. A pattern
     that is not exactly DequantizeLinear -> Mul(constant slopes) and Max -> QuantizeLinear is left as it is."""
-    import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load_from_string(graph)
+    model, stored, shapes, producer, readers = _graph_index(graph)
     g = model.graph
-    stored = {t.name: t for t in g.initializer}
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in g.value_info}
-    producer = {out: node for node in g.node for out in node.output}
-    readers: dict[str, list] = {}
-    for node in g.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
 
     def only(name: str):
         found = readers.get(name, [])
