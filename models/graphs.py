@@ -436,8 +436,8 @@ QUANT_PRECISION = ("8-bit integers (activations per tensor; weights per channel,
                    "normalizations folded into the convolutions, their offsets carried by the residual stream; "
                    "PReLU on 8-bit integers)")
 # What ONNX Runtime's quantizer turns to 8 bits. Not Mul: PReLU is written as Max(x, Mul(x, slope))
-# (`GraphBuilder.prelu`), and an 8-bit Mul in float's Max cost more in conversions than it saved; PReLU as a
-# whole is moved to 8 bits after it (`prelu_in_8_bits`).
+# (`GraphBuilder.prelu`), and an 8-bit Mul alone, beside a float Max, cost more in conversions than it saved;
+# `prelu_in_8_bits` then moves PReLU as a whole to 8 bits.
 QUANTIZED_OPS = ["Conv", "MatMul", "Add"]
 
 
