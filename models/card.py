@@ -15,13 +15,15 @@ def write_card(run: Path, out: Path) -> None:
     meta = json.loads((run / "extractor.json").read_text())
     calib = json.loads((run / "calibration.json").read_text())
     lfw = json.loads((run / "lfw.json").read_text())
-    wall = float((run / "wall_seconds.txt").read_text()) if (run / "wall_seconds.txt").exists() else float("nan")
     split = list(csv.DictReader(open(run / "split.csv")))
     n_train = sum(1 for r in split if r["split"] == "train")
     n_val = sum(1 for r in split if r["split"] == "val")
     hist = list(csv.DictReader(open(run / "history.csv")))
     last = hist[-1] if hist else {}
     ips = [float(r["images_per_s"]) for r in hist]
+    # the time of the steps kept, summed from the history: it survives kills (wall_seconds.txt counts only
+    # segments that finished, and a killed segment's steps after its last checkpoint are redone, and logged, later)
+    took = sum(float(r["seconds"]) for r in hist)
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     graph = Path(out).parent / "extractor.onnx"
@@ -76,7 +78,8 @@ to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time t
 - AdamW, learning rate {cfg['learning_rate']} with {cfg['warmup_steps']} warm-up steps and cosine decay, weight decay {cfg['weight_decay']},
   {cfg['steps']} steps, seed {cfg['seed']}.{start}
 - Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.
-- Training wall time: {wall / 60:.0f} min on 2 CPU cores (about {sum(ips) / max(len(ips), 1):.0f} images/s);
+- Training time: {took / 60:.0f} min on 2 CPU cores, the sum of its {len(hist)} logged stretches of steps
+  ({min(ips, default=0):.0f} to {max(ips, default=0):.0f} images/s, {sum(ips) / max(len(ips), 1):.0f} on average; other work on the machine slows a stretch);
   final losses: total {last.get('loss', '?')}, triplet {last.get('triplet', '?')}, softmax {last.get('softmax', '?')}{f", distillation {last.get('distill', '?')}" if distill else ""}.
 - Commands (from the repository root):
 
@@ -198,17 +201,19 @@ def _started_from(earlier: Path, run: Path) -> str:
         return (f"\n- Started from the float weights of the shipped extractor `{e['version']}` "
                 f"(`{earlier}/extractor.keras`, trained by the same script; its model card is in this repository's history{measured}), the "
                 "softmax's class weights imprinted from its embeddings (each identity's mean), with a fresh optimizer "
-                "and schedule: the steps, wall time and losses below are this run's alone.")
+                "and schedule: the steps, training time and losses below are this run's alone.")
     recipe = ""
     if (earlier / "config.json").exists():
         e = json.loads((earlier / "config.json").read_text())
         version = ""
         if (earlier / "extractor.json").exists():
             version = f", shipped as `{json.loads((earlier / 'extractor.json').read_text())['version']}`"
-        wall = earlier / "wall_seconds.txt"
-        took = f", {float(wall.read_text()) / 60:.0f} min" if wall.exists() else ""
+        took = ""
+        if (earlier / "history.csv").exists():
+            seconds = sum(float(r["seconds"]) for r in csv.DictReader(open(earlier / "history.csv")))
+            took = f", {seconds / 60:.0f} min"
         recipe = (f": {e['steps']} steps of the same objective from random weights{took}, learning rate "
                   f"{e['learning_rate']:g}, same architecture, split and augmentation{version}")
     return (f"\n- Started from the weights of the last checkpoint of run `runs/{earlier.name}` (trained by the same "
-            f"script{recipe}), with a fresh optimizer and schedule: the steps, wall time and losses below are "
+            f"script{recipe}), with a fresh optimizer and schedule: the steps, training time and losses below are "
             "this run's alone.")
