@@ -17,7 +17,10 @@ FAR 1e-2 threshold (0.657, 1 as another enrolled person, 10 of 30 strangers name
 (0.543, 1 as another, 1 stranger); its 8-bit graph, shipped as fs-triplet-20261128-4aea0a17f8-q8, gives the
 same counts at 0.657 and 0.543, and the graph with 7-bit weights that replaced it (-q8w7) the same at 0.541
 and at 0.657 with 9 strangers; the graph with fewer steps after it (-q8w7s) 43 of 50 named right at 0.5405
-(2 as another, 1 stranger) and 47 at 0.6547 (2 as another, 11 strangers). The bars hold for all of them.
+(2 as another, 1 stranger) and 47 at 0.6547 (2 as another, 11 strangers). The third model,
+fs-triplet-20261129-14fd63087a-q8w7p (PReLU on 8-bit integers): 45 of 50 named right at its FAR 1e-3
+threshold (0.5437, 1 as another enrolled person, 2 of 30 strangers named), 48 at FAR 1e-2 (0.6562, 1 as
+another, 9 strangers). The bars hold for all of them.
 """
 from __future__ import annotations
 
