@@ -73,10 +73,12 @@ class SplitBatch:
     """One network as `n` single-thread sessions: each call's batch is cut into `n` parts, run side by side,
     and the outputs joined again in order; the same numbers as one session, since each row is computed alone.
 
-    ONNX Runtime spreads one 8-bit extractor call over two threads less well than two calls over one each: on
+    ONNX Runtime spread the -q8w7s extractor graph over two threads less well than two calls over one each: on
     this project's 2-core AVX2-only machine two single-thread sessions on half a batch each embedded 212 chips
     and their mirror images per second against 206 for one session on two threads (3 %; 6 % for the earlier
-    -q8w7 graph; medians of 10 rounds, `bench/embed_throughput.py`)."""
+    -q8w7 graph; medians of 10 rounds, `bench/embed_throughput.py`). For the -q8w7p graph, with PReLU on
+    8-bit integers, the two are within this machine's noise (three runs of 10 rounds: 276 against 281, 274
+    against 261, 243 against 264), so the split stays."""
 
     def __init__(self, model: bytes | str | Path, n: int):
         from concurrent.futures import ThreadPoolExecutor
