@@ -21,9 +21,7 @@ def write_card(run: Path, out: Path) -> None:
     hist = list(csv.DictReader(open(run / "history.csv")))
     last = hist[-1] if hist else {}
     ips = [float(r["images_per_s"]) for r in hist]
-    # the time of the steps kept, summed from the history: it survives kills (wall_seconds.txt counts only
-    # segments that finished, and a killed segment's steps after its last checkpoint are redone, and logged, later)
-    took = sum(float(r["seconds"]) for r in hist)
+    took = _steps_seconds(run)
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     graph = Path(out).parent / "extractor.onnx"
@@ -189,6 +187,13 @@ def _source_arg(earlier: Path) -> str:
     return f"runs/{earlier.name}" if (earlier / "ckpt").is_dir() or not earlier.exists() else str(earlier)
 
 
+def _steps_seconds(run: Path) -> float:
+    """The time of a run's kept steps, summed from its history.csv: it survives kills (wall_seconds.txt counts
+    only segments that finished; a killed segment's steps after its last checkpoint are redone, and logged,
+    later)."""
+    return sum(float(r["seconds"]) for r in csv.DictReader(open(run / "history.csv")))
+
+
 def _started_from(earlier: Path, run: Path) -> str:
     """The model card's line on a run that started from another run's weights (or a shipped model's, whose
     metadata the run kept in started_from.json, since shipping overwrites it), with what is known of that
@@ -208,10 +213,7 @@ def _started_from(earlier: Path, run: Path) -> str:
         version = ""
         if (earlier / "extractor.json").exists():
             version = f", shipped as `{json.loads((earlier / 'extractor.json').read_text())['version']}`"
-        took = ""
-        if (earlier / "history.csv").exists():
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(open(earlier / "history.csv")))
-            took = f", {seconds / 60:.0f} min"
+        took = f", {_steps_seconds(earlier) / 60:.0f} min" if (earlier / "history.csv").exists() else ""
         recipe = (f": {e['steps']} steps of the same objective from random weights{took}, learning rate "
                   f"{e['learning_rate']:g}, same architecture, split and augmentation{version}")
     return (f"\n- Started from the weights of the last checkpoint of run `runs/{earlier.name}` (trained by the same "
