@@ -21,7 +21,7 @@ def write_card(run: Path, out: Path) -> None:
     hist = list(csv.DictReader(open(run / "history.csv")))
     last = hist[-1] if hist else {}
     ips = [float(r["images_per_s"]) for r in hist]
-    took = _steps_seconds(run)
+    took = steps_seconds(run)
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     graph = Path(out).parent / "extractor.onnx"
@@ -187,7 +187,7 @@ def _source_arg(earlier: Path) -> str:
     return f"runs/{earlier.name}" if (earlier / "ckpt").is_dir() or not earlier.exists() else str(earlier)
 
 
-def _steps_seconds(run: Path) -> float:
+def steps_seconds(run: Path) -> float:
     """The time of a run's kept steps, summed from its history.csv: it survives kills (wall_seconds.txt counts
     only segments that finished; a killed segment's steps after its last checkpoint are redone, and logged,
     later)."""
@@ -213,7 +213,7 @@ def _started_from(earlier: Path, run: Path) -> str:
         version = ""
         if (earlier / "extractor.json").exists():
             version = f", shipped as `{json.loads((earlier / 'extractor.json').read_text())['version']}`"
-        took = f", {_steps_seconds(earlier) / 60:.0f} min" if (earlier / "history.csv").exists() else ""
+        took = f", {steps_seconds(earlier) / 60:.0f} min" if (earlier / "history.csv").exists() else ""
         recipe = (f": {e['steps']} steps of the same objective from random weights{took}, learning rate "
                   f"{e['learning_rate']:g}, same architecture, split and augmentation{version}")
     return (f"\n- Started from the weights of the last checkpoint of run `runs/{earlier.name}` (trained by the same "
