@@ -188,9 +188,9 @@ def _source_arg(earlier: Path) -> str:
 
 
 def steps_seconds(run: Path) -> float:
-    """The time of a run's kept steps, summed from its history.csv: it survives kills (wall_seconds.txt counts
-    only segments that finished; a killed segment's steps after its last checkpoint are redone, and logged,
-    later)."""
+    """The time of a run's kept steps, summed from its history.csv: the one measure of training time (model
+    card, loss comparison, ablation), because it survives kills: a killed segment's steps after its last
+    checkpoint are redone, and logged, later."""
     return sum(float(r["seconds"]) for r in csv.DictReader(open(run / "history.csv")))
 
 

@@ -41,9 +41,7 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     if not weights.exists():
         from models.train import train
 
-        t0 = time.time()
         train(cfg, log=log)
-        _add_time(run, time.time() - t0)
         if not weights.exists():
             log("not finished; rerun the same command to resume")
             return run
@@ -186,12 +184,6 @@ def load_pair_head(run: Path):
     import keras
 
     return keras.models.load_model(f, compile=False)
-
-
-def _add_time(run: Path, seconds: float) -> None:
-    f = run / "wall_seconds.txt"
-    total = float(f.read_text()) if f.exists() else 0.0
-    f.write_text(str(round(total + seconds, 1)))
 
 
 def _version(weights: Path, loss: str = "triplet") -> str:

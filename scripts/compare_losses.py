@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
+from models.card import steps_seconds  # noqa: E402
 from models.runs import run_training  # noqa: E402
 from models.train import LOSSES, TrainConfig  # noqa: E402
 
@@ -45,7 +46,7 @@ def main() -> None:
         test = json.loads((run / "test.json").read_text())
         hist = (run / "history.csv").read_text().splitlines()[1:]
         rows[loss] = {
-            "train_minutes": round(float((run / "wall_seconds.txt").read_text()) / 60, 1),
+            "train_minutes": round(steps_seconds(run) / 60, 1),
             "pipeline_images_per_s": json.loads((run / "pipeline.json").read_text())["pipeline_images_per_s"],
             "step_images_per_s": round(sum(float(h.split(",")[-1]) for h in hist) / max(len(hist), 1), 1),
             "lfw_accuracy": lfw["accuracy_mean"], "lfw_std": lfw["accuracy_std"],
