@@ -1,9 +1,10 @@
-"""What the scripts share: the repository on sys.path, and the --data and --chips options."""
+"""What the scripts share: the repository on sys.path, the --data and --chips options, a timestamped log."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,3 +20,18 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--chips", default=os.path.expanduser("~/.cache/facesearch/chips"),
                     help="where the aligned-chip caches live")
     return ap
+
+
+def timestamped_log(file: Path | None = None):
+    """A `log(msg)` that prints each message with the local time, and appends it to `file` too when given
+    (flushed line by line, so a killed run's log is complete up to its last message)."""
+    out = open(file, "a") if file else None
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+
+    return log

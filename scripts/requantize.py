@@ -12,12 +12,11 @@ exists, so a killed run, rerun, goes on. Does nothing when the graph is already 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, parser  # noqa: E402
+from _common import REPO, parser, timestamped_log  # noqa: E402
 
 from models.runs import requantize  # noqa: E402
 
@@ -28,11 +27,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(REPO / "runs" / "requantize"),
                     help="folder for the new graph's measurements (kept: a rerun resumes from it)")
     args = ap.parse_args()
-
-    def log(msg: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}", flush=True)
-
-    requantize(Path(args.weights), Path(args.data), Path(args.chips), Path(args.work), log=log)
+    requantize(Path(args.weights), Path(args.data), Path(args.chips), Path(args.work), log=timestamped_log())
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ extractor.json and the model card. `facesearch train` runs the same stages.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, parser  # noqa: E402
+from _common import REPO, parser, timestamped_log  # noqa: E402
 
 from models.runs import run_training, ship  # noqa: E402
 from models.train import LOSSES, TrainConfig  # noqa: E402
@@ -48,13 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
-    log_file = open(run / "train.log", "a")
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log_file.write(line + "\n")
-        log_file.flush()
+    log = timestamped_log(run / "train.log")
 
     cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), loss=args.loss, steps=args.steps,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
