@@ -24,8 +24,8 @@ compare recipes, not the shipped engine; what flip averaging buys at run time is
 `bench/lfw_vs_face_recognition.py` (the same chips embedded with and without it). Training time is the sum
 of the logged steps (it survives a kill and a resume). Writes OUT/ablate.md and OUT/ablate.json.
 
-Until commit 6ae40c1 the base recipe was the wide backbone with relational distillation; the README's
-distillation table is from that version.
+Before commit cda1685 the base was the wide backbone with relational distillation (variants `recipe` and
+`no-distill`, the README's distillation table); its `no-distill` is this version's `wide`.
 """
 from __future__ import annotations
 
