@@ -18,10 +18,10 @@ def write_card(run: Path, out: Path) -> None:
     split = list(csv.DictReader(open(run / "split.csv")))
     n_train = sum(1 for r in split if r["split"] == "train")
     n_val = sum(1 for r in split if r["split"] == "val")
-    hist = list(csv.DictReader(open(run / "history.csv")))
+    hist = history(run)
     last = hist[-1] if hist else {}
     ips = [float(r["images_per_s"]) for r in hist]
-    took = steps_seconds(run)
+    took = steps_seconds(hist)
     weights = Path(out).parent / "extractor.keras"
     size_mb = weights.stat().st_size / 1e6 if weights.exists() else float("nan")
     graph = Path(out).parent / "extractor.onnx"
@@ -187,11 +187,18 @@ def _source_arg(earlier: Path) -> str:
     return f"runs/{earlier.name}" if (earlier / "ckpt").is_dir() or not earlier.exists() else str(earlier)
 
 
-def steps_seconds(run: Path) -> float:
-    """The time of a run's kept steps, summed from its history.csv: the one measure of training time (model
+def history(run: Path) -> list[dict]:
+    """The rows of a run's history.csv (step, the losses, seconds and images_per_s of each logged stretch),
+    as strings by column name."""
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def steps_seconds(hist: list[dict]) -> float:
+    """The time of a run's kept steps, summed from its `history` rows: the one measure of training time (model
     card, loss comparison, ablation), because it survives kills: a killed segment's steps after its last
     checkpoint are redone, and logged, later."""
-    return sum(float(r["seconds"]) for r in csv.DictReader(open(run / "history.csv")))
+    return sum(float(r["seconds"]) for r in hist)
 
 
 def _started_from(earlier: Path, run: Path) -> str:
@@ -213,7 +220,7 @@ def _started_from(earlier: Path, run: Path) -> str:
         version = ""
         if (earlier / "extractor.json").exists():
             version = f", shipped as `{json.loads((earlier / 'extractor.json').read_text())['version']}`"
-        took = f", {steps_seconds(earlier) / 60:.0f} min" if (earlier / "history.csv").exists() else ""
+        took = f", {steps_seconds(history(earlier)) / 60:.0f} min" if (earlier / "history.csv").exists() else ""
         recipe = (f": {e['steps']} steps of the same objective from random weights{took}, learning rate "
                   f"{e['learning_rate']:g}, same architecture, split and augmentation{version}")
     return (f"\n- Started from the weights of the last checkpoint of run `runs/{earlier.name}` (trained by the same "

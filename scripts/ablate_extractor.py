@@ -29,7 +29,6 @@ Before commit cda1685 the base was the wide backbone with relational distillatio
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.card import steps_seconds  # noqa: E402
+from models.card import history, steps_seconds  # noqa: E402
 from models.runs import run_training  # noqa: E402
 from models.train import TrainConfig  # noqa: E402
 
@@ -87,12 +86,12 @@ def main() -> None:
             continue
         calib = json.loads((run / "calibration.json").read_text())
         lfw = json.loads((run / "lfw.json").read_text())
-        speeds = [float(r["images_per_s"]) for r in csv.DictReader(open(run / "history.csv"))]
+        hist = history(run)
         rows[name] = {
             "steps": json.loads((run / "config.json").read_text())["steps"],
-            "train_minutes": round(steps_seconds(run) / 60, 1),
+            "train_minutes": round(steps_seconds(hist) / 60, 1),
             # the median of the logged stretches: other work on the machine slows only some of them
-            "train_images_per_s": round(statistics.median(speeds), 1),
+            "train_images_per_s": round(statistics.median(float(r["images_per_s"]) for r in hist), 1),
             "val_tar_1e-3": calib["tar_at_far_1e-3"], "val_tar_1e-2": calib["tar_at_far_1e-2"],
             "lfw_accuracy": lfw["accuracy_mean"], "lfw_std": lfw["accuracy_std"],
             "lfw_tar_1e-3": lfw["tar_at_far_1e-3"], "lfw_tar_1e-2": lfw["tar_at_far_1e-2"],

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.card import steps_seconds  # noqa: E402
+from models.card import history, steps_seconds  # noqa: E402
 from models.runs import run_training  # noqa: E402
 from models.train import LOSSES, TrainConfig  # noqa: E402
 
@@ -44,11 +44,11 @@ def main() -> None:
             return
         lfw = json.loads((run / "lfw.json").read_text())
         test = json.loads((run / "test.json").read_text())
-        hist = (run / "history.csv").read_text().splitlines()[1:]
+        hist = history(run)
         rows[loss] = {
-            "train_minutes": round(steps_seconds(run) / 60, 1),
+            "train_minutes": round(steps_seconds(hist) / 60, 1),
             "pipeline_images_per_s": json.loads((run / "pipeline.json").read_text())["pipeline_images_per_s"],
-            "step_images_per_s": round(sum(float(h.split(",")[-1]) for h in hist) / max(len(hist), 1), 1),
+            "step_images_per_s": round(sum(float(h["images_per_s"]) for h in hist) / max(len(hist), 1), 1),
             "lfw_accuracy": lfw["accuracy_mean"], "lfw_std": lfw["accuracy_std"],
             "lfw_tar_1e-3": lfw["tar_at_far_1e-3"], "lfw_tar_1e-2": lfw["tar_at_far_1e-2"],
             "lfw_auc": lfw["roc_auc"], "test_accuracy": test["accuracy_mean"], "test_auc": test["roc_auc"],
