@@ -59,6 +59,44 @@ def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> float:
     return float(tar[ok[-1]])
 
 
+class WeightedTar:
+    """True-accept rate at a false-accept rate with a weight on each pair, for resampling without sorting again.
+
+    The distances are sorted once; `at(weights, far)` then costs two cumulative sums. With every weight 1 it
+    gives what `tar_at_far` gives: the threshold is the largest whose weighted false-accept rate is at most
+    `far` (a pair is accepted when strictly below it).
+    """
+
+    def __init__(self, distances: np.ndarray, same: np.ndarray):
+        dist, same = np.asarray(distances, np.float64), np.asarray(same, bool)
+        self._pos = np.flatnonzero(same)[np.argsort(dist[same], kind="stable")]
+        self._neg = np.flatnonzero(~same)[np.argsort(dist[~same], kind="stable")]
+        self._dpos, self._dneg = dist[self._pos], dist[self._neg]
+
+    def at(self, weights: np.ndarray, far: float) -> float:
+        w = np.asarray(weights, np.float64)
+        wneg = np.cumsum(w[self._neg])
+        # different pairs that may be accepted: the longest run of the nearest whose weight is at most `far`
+        k = int(np.searchsorted(wneg, far * wneg[-1] * (1 + 1e-12), side="right"))
+        limit = self._dneg[k] if k < len(self._dneg) else np.inf
+        wpos = w[self._pos]
+        return float(wpos[self._dpos < limit].sum() / wpos.sum())
+
+
+def identity_bootstrap(labels_a: np.ndarray, labels_b: np.ndarray, rounds: int, seed: int = 0):
+    """Pair weights for a bootstrap over identities, one array per round: the identities are drawn with
+    replacement, and a pair weighs the number of times its first identity was drawn times that of its second
+    (a same-identity pair: the number of times its identity was drawn). Photos of one person are not
+    independent, so resampling people, not pairs, gives honest intervals."""
+    ids, inverse = np.unique(np.concatenate([labels_a, labels_b]), return_inverse=True)
+    a, b = inverse[:len(labels_a)], inverse[len(labels_a):]
+    same = a == b
+    rng = np.random.default_rng(seed)
+    for _ in range(rounds):
+        drawn = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids)).astype(np.float64)
+        yield np.where(same, drawn[a], drawn[a] * drawn[b])
+
+
 def roc_auc(distances: np.ndarray, same: np.ndarray) -> float:
     """Area under the ROC curve: chance that a same pair is closer than a different pair (ties count half)."""
     f, t, _ = roc(distances, same)

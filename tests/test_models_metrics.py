@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import (accuracy_at, best_threshold, eer, roc, roc_auc, tar_at_far, ten_fold,
-                            threshold_at_far)
+from models.metrics import (WeightedTar, accuracy_at, best_threshold, eer, identity_bootstrap, roc, roc_auc,
+                            tar_at_far, ten_fold, threshold_at_far)
 from models.generators import PKSampler
 from models.train import split_identities
 
@@ -43,6 +43,40 @@ def test_far_thresholds():
     t = threshold_at_far(d, same, 1e-2)
     assert np.mean(d[~same] < t) <= 1e-2
     assert tar_at_far(d, same, 1e-2) == pytest.approx(np.mean(d[same] < t))
+
+
+def test_weighted_tar_with_unit_weights_is_tar_at_far():
+    rng = np.random.default_rng(3)
+    same = rng.random(5000) < 0.2
+    d = np.round(np.where(same, rng.normal(0.4, 0.15, same.size), rng.normal(0.8, 0.15, same.size)), 3)  # ties too
+    w = WeightedTar(d, same)
+    for far in (1e-3, 1e-2, 0.1, 0.5):
+        assert w.at(np.ones(d.size), far) == pytest.approx(tar_at_far(d, same, far))
+
+
+def test_weighted_tar_counts_a_weight_as_that_many_copies():
+    """Weights 0, 1, 2 and 3 give what dropping the pair, keeping it, or repeating it twice or thrice gives."""
+    rng = np.random.default_rng(4)
+    same = rng.random(3000) < 0.3
+    d = np.where(same, rng.normal(0.4, 0.2, same.size), rng.normal(0.7, 0.2, same.size))
+    weights = rng.integers(0, 4, d.size)
+    copies = np.repeat(np.arange(d.size), weights)
+    for far in (1e-2, 0.05, 0.2):
+        assert WeightedTar(d, same).at(weights, far) == pytest.approx(tar_at_far(d[copies], same[copies], far))
+
+
+def test_identity_bootstrap_weighs_pairs_by_identity_draws():
+    """Identities x, y, z; pairs (x,x), (y,y), (z,z), (x,y), (y,z), (x,z): a different pair weighs the product
+    of its identities' draws, a same pair its identity's draws, and the draws add up to the identities."""
+    a = np.array(["x", "y", "z", "x", "y", "x"])
+    b = np.array(["x", "y", "z", "y", "z", "z"])
+    rounds = list(identity_bootstrap(a, b, rounds=50, seed=1))
+    assert len(rounds) == 50
+    for w in rounds:
+        cx, cy, cz = w[:3]
+        assert cx + cy + cz == 3
+        assert list(w[3:]) == [cx * cy, cy * cz, cx * cz]
+    assert len({tuple(w) for w in rounds}) > 1  # not the same draw every round
 
 
 def test_ten_fold_on_synthetic_folds():

@@ -1,0 +1,100 @@
+"""Does a new extractor beat the shipped one on the validation identities by more than chance?
+
+    python scripts/compare_extractors.py models/weights runs/triplet-v4-warm
+    python scripts/compare_extractors.py models/weights runs/triplet-v4-warm --rounds 2000 --json out.json
+
+Each folder holds an `extractor.keras` with its 8-bit `extractor.onnx` beside it (a run folder, or
+models/weights). Both embed the validation photos of the second folder's split (`split.csv`; --split names
+another run whose split to use) through the graph the engine runs, with mirror images as the engine does,
+and are scored on the same pairs as a run's calibration: every same-person pair and 500,000 different-person
+pairs. The table gives each one's true-accept rate at FAR 1e-3 (the engine's operating point) and 1e-2, and
+the difference (second minus first) with a 95 % interval from a bootstrap over identities: the 135 people
+are drawn again with replacement, since photos of one person are not independent.
+
+The rule this project ships by: a new run replaces the shipped extractor only when the interval of the
+difference at FAR 1e-3 lies above zero. A new model version makes every gallery re-embed
+(`facesearch reembed`), which a change within chance does not pay for. LFW is never looked at here.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import parser  # noqa: E402
+
+FARS = (1e-3, 1e-2)
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("first", help="folder of the extractor to beat (e.g. models/weights)")
+    ap.add_argument("second", help="folder of the candidate (a run folder)")
+    ap.add_argument("--split", help="run folder whose split.csv picks the validation identities (default: second)")
+    ap.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="also write the numbers to this file")
+    args = ap.parse_args()
+
+    from models.chips import load_cache
+    from models.evaluate import all_pairs, embed_chipset
+    from models.extractor import Extractor
+    from models.metrics import WeightedTar, identity_bootstrap, tar_at_far
+    from models.runs import split_chips
+
+    folders = [Path(args.first), Path(args.second)]
+    split_run = Path(args.split or args.second)
+    for folder in folders:
+        if not (folder / "extractor.keras").exists():
+            sys.exit(f"{folder}: no extractor.keras here (give a run folder or models/weights)")
+    if not (split_run / "split.csv").exists():
+        sys.exit(f"{split_run}: no split.csv here (give --split RUN, a run folder with the split to use)")
+    cache = Path(args.chips) / "train"
+    if not list(cache.glob("shard-*.npz")):
+        sys.exit(f"{cache}: no chip cache of the training photos (scripts/build_chips.py builds it)")
+    chips, names = split_chips(split_run, load_cache(cache), "val")
+    a, b, same = all_pairs(names, 500_000, 0)  # the pairs `models.evaluate.calibrate` scores
+    print(f"{len(names)} photos of {len(set(names.tolist()))} validation identities ({split_run / 'split.csv'}); "
+          f"{int(same.sum())} same and {int((~same).sum())} different pairs")
+
+    versions, point, tars = [], [], []
+    for folder in folders:
+        extractor = Extractor(folder / "extractor.keras")
+        versions.append(extractor.info.version)
+        emb = embed_chipset(extractor, chips)
+        d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
+        point.append({far: tar_at_far(d, same, far) for far in FARS})
+        tars.append(WeightedTar(d, same))
+
+    diffs = {far: [] for far in FARS}
+    for weights in identity_bootstrap(names[a], names[b], args.rounds, args.seed):
+        for far in FARS:
+            diffs[far].append(tars[1].at(weights, far) - tars[0].at(weights, far))
+
+    result = {"first": {"folder": str(folders[0]), "version": versions[0]},
+              "second": {"folder": str(folders[1]), "version": versions[1]},
+              "photos": int(len(names)), "identities": int(len(set(names.tolist()))), "rounds": args.rounds}
+    print(f"\n| true-accept rate on the validation identities | {versions[0]} | {versions[1]} | difference | "
+          f"95 % interval ({args.rounds} rounds over identities) |")
+    print("| --- | --- | --- | --- | --- |")
+    for far in FARS:
+        low, high = np.percentile(diffs[far], [2.5, 97.5])
+        diff = point[1][far] - point[0][far]
+        result[f"far_{far:.0e}"] = {"first": point[0][far], "second": point[1][far], "difference": diff,
+                                    "interval": [float(low), float(high)]}
+        print(f"| at FAR {far:.0e} | {100 * point[0][far]:.2f} % | {100 * point[1][far]:.2f} % | "
+              f"{100 * diff:+.2f} | {100 * low:+.2f} to {100 * high:+.2f} |")
+    low = result[f"far_{FARS[0]:.0e}"]["interval"][0]
+    verdict = "ship it" if low > 0 else "keep the first"
+    result["verdict"] = verdict
+    print(f"\nat FAR {FARS[0]:.0e} the interval {'lies above zero' if low > 0 else 'reaches zero or below'}: {verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
