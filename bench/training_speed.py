@@ -38,7 +38,7 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps)], check=True)
         return
 
-    from models.detect import quiet_tensorflow
+    from models.network import quiet_tensorflow
 
     quiet_tensorflow()
     import keras

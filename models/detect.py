@@ -9,7 +9,6 @@ loaded on first use; TensorFlow is not imported.
 """
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 import cv2
@@ -27,12 +26,6 @@ MIN_FACE_PX_FLOOR = 12
 
 # Pixels of the (downscaled) images given to one MTCNN call: four 1280x960 copies, or sixteen LFW pictures.
 DEFAULT_MAX_CALL_PIXELS = 4 * 1280 * 960
-
-
-def quiet_tensorflow() -> None:
-    """Ask TensorFlow for fewer log lines (it still prints some CUDA probing that nothing silences)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 
 class Detector:

@@ -85,12 +85,13 @@ class Extractor:
             if graph.exists():
                 self._net = runtime.batch_session(graph)
             else:
-                import keras
-
-                from models.detect import quiet_tensorflow
-                from models.graphs import keras_graph
+                from models.network import quiet_tensorflow
 
                 quiet_tensorflow()
+                import keras
+
+                from models.graphs import keras_graph
+
                 self._net = runtime.batch_session(keras_graph(keras.models.load_model(self.weights,
                                                                                       compile=False)))
             self._input = self._net.get_inputs()[0].name

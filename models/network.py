@@ -6,6 +6,15 @@ saved `.keras` file loads without custom code.
 """
 from __future__ import annotations
 
+import os
+
+
+def quiet_tensorflow() -> None:
+    """Ask TensorFlow for fewer log lines (it still prints some CUDA probing that nothing silences). Call it
+    before TensorFlow or Keras is first imported: it sets environment variables that TensorFlow reads then."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
 
 def _block(x, filters: int, stride: int, name: str):
     from keras import layers

@@ -104,7 +104,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
     if cfg.distill_mode not in ("position", "relation"):
         raise ValueError(f"distill_mode must be position or relation, not {cfg.distill_mode!r}")
-    from models.detect import quiet_tensorflow
+    from models.network import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
