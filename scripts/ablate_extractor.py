@@ -22,7 +22,9 @@ Each is judged on the validation identities (TAR at FAR 1e-3 and 1e-2 of `calibr
 choices are made on, and LFW View 2 is reported beside it. Runs embed without flip averaging, so the numbers
 compare recipes, not the shipped engine; what flip averaging buys at run time is measured by
 `bench/lfw_vs_face_recognition.py` (the same chips embedded with and without it). Training time is the sum
-of the logged steps (it survives a kill and a resume). Writes OUT/ablate.md and OUT/ablate.json.
+of the logged steps (it survives a kill and a resume). Writes OUT/ablate.md and OUT/ablate.json. Whether a
+variant's difference is more than chance: `python scripts/compare_extractors.py OUT/VARIANT OUT/shipped`
+(a bootstrap over the validation identities).
 
 Before commit cda1685 the base was the wide backbone with relational distillation (variants `recipe` and
 `no-distill`, the README's distillation table); its `no-distill` is this version's `wide`.
