@@ -15,6 +15,9 @@ from models.chips import ChipSet
 from models.datasets import load_lfw_pairs
 from models.metrics import best_threshold, tar_at_far, ten_fold, threshold_at_far
 
+# Different-identity pairs a calibration scores at most (every same-identity pair is scored).
+CALIBRATION_DIFFERENT_PAIRS = 500_000
+
 
 def embed_chipset(extractor, chips: ChipSet, batch: int = 256, progress: bool = True) -> np.ndarray:
     """Embeddings of every chip of a chip set, in its order."""
@@ -41,7 +44,8 @@ def all_pairs(labels: np.ndarray, max_different: int, seed: int) -> tuple[np.nda
     return a, b, np.concatenate([np.ones(len(si), bool), np.zeros(len(di), bool)])
 
 
-def calibrate(embeddings: np.ndarray, labels: np.ndarray, max_different: int = 500_000, seed: int = 0) -> dict:
+def calibrate(embeddings: np.ndarray, labels: np.ndarray, max_different: int = CALIBRATION_DIFFERENT_PAIRS,
+              seed: int = 0) -> dict:
     """Thresholds (cosine distance) on pairs of held-out identities: at FAR 1e-2, at FAR 1e-3, and the
     accuracy-maximising one, with the true-accept rate at each FAR."""
     a, b, same = all_pairs(labels, max_different, seed)

@@ -41,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from models.chips import load_cache
-    from models.evaluate import all_pairs, embed_chipset
+    from models.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, embed_chipset, pair_distances
     from models.extractor import Extractor
     from models.metrics import WeightedTar, identity_bootstrap, tar_at_far
     from models.runs import split_chips
@@ -53,12 +53,14 @@ def main() -> None:
             sys.exit(f"{folder}: no extractor.keras here (give a run folder or models/weights)")
     if not (split_run / "split.csv").exists():
         sys.exit(f"{split_run}: no split.csv here (give --split RUN, a run folder with the split to use)")
-    cache = Path(args.chips) / "train"
-    if not list(cache.glob("shard-*.npz")):
-        sys.exit(f"{cache}: no chip cache of the training photos (scripts/build_chips.py builds it)")
-    chips, names = split_chips(split_run, load_cache(cache), "val")
-    a, b, same = all_pairs(names, 500_000, 0)  # the pairs `models.evaluate.calibrate` scores
-    print(f"{len(names)} photos of {len(set(names.tolist()))} validation identities ({split_run / 'split.csv'}); "
+    try:
+        cache = load_cache(Path(args.chips) / "train")
+    except FileNotFoundError as e:
+        sys.exit(f"{e}: python scripts/build_chips.py builds it")
+    chips, names = split_chips(split_run, cache, "val")
+    identities = len(set(names.tolist()))
+    a, b, same = all_pairs(names, CALIBRATION_DIFFERENT_PAIRS, 0)  # the pairs `models.evaluate.calibrate` scores
+    print(f"{len(names)} photos of {identities} validation identities ({split_run / 'split.csv'}); "
           f"{int(same.sum())} same and {int((~same).sum())} different pairs")
 
     versions, point, tars = [], [], []
@@ -66,7 +68,7 @@ def main() -> None:
         extractor = Extractor(folder / "extractor.keras")
         versions.append(extractor.info.version)
         emb = embed_chipset(extractor, chips)
-        d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
+        d = pair_distances(emb[a], emb[b])
         point.append({far: tar_at_far(d, same, far) for far in FARS})
         tars.append(WeightedTar(d, same))
 
@@ -77,7 +79,7 @@ def main() -> None:
 
     result = {"first": {"folder": str(folders[0]), "version": versions[0]},
               "second": {"folder": str(folders[1]), "version": versions[1]},
-              "photos": int(len(names)), "identities": int(len(set(names.tolist()))), "rounds": args.rounds}
+              "photos": int(len(names)), "identities": identities, "rounds": args.rounds}
     print(f"\n| true-accept rate on the validation identities | {versions[0]} | {versions[1]} | difference | "
           f"95 % interval ({args.rounds} rounds over identities) |")
     print("| --- | --- | --- | --- | --- |")
