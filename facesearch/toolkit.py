@@ -73,7 +73,7 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
                                 f"(found {len(ds.identities)})")
     chips_list, found_list = [], []
     for start in range(0, len(ds.paths), 32):
-        cs = chip_photos(list(ds.paths[start:start + 32]), detector)
+        cs = chip_photos(list(ds.paths[start:start + 32]), detector, geometry=extractor.info.chip)
         chips_list.append(cs.chips)
         found_list.append(cs.found)
     chips, found = np.concatenate(chips_list), np.concatenate(found_list)
@@ -102,18 +102,27 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
 
 def train(config, run: Path, loss: str = "triplet", steps: int = 2000, split: tuple = (0.9, 0.1, 0.0),
           softmax_weight: float = 1.0, max_hours: float = 0.0, ship: bool = False, lfw: bool = True,
+          backbone: str = "scratch", learning_rate: float | None = None, frozen_stages: int = 0,
           log=print) -> Path:
     """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
-    into models/weights with its model card. Returns the run folder."""
+    into models/weights with its model card. Returns the run folder. `backbone` "dlib" fine-tunes the ported
+    dlib network (0 steps: the plain port), "scratch" trains the baseline from random weights."""
     from models import WEIGHTS_DIR
     from models.runs import run_training, ship as ship_run
-    from models.train import LOSSES, TrainConfig
+    from models.train import BACKBONES, DLIB_LEARNING_RATE, LOSSES, TrainConfig, cache_name, geometry_of
 
     if loss not in LOSSES:
         raise FacesearchError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    if backbone not in BACKBONES:
+        raise FacesearchError(f"--backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
+    if steps < 1 and backbone != "dlib":
+        raise FacesearchError("--steps 0 (no training) makes sense for --backbone dlib only (the plain port)")
     _require_data(config.data_dir / "train")
-    cfg = TrainConfig(chips=str(config.chips_dir / "train"), run=str(run), loss=loss, steps=steps, split=split,
-                      softmax_weight=softmax_weight, max_hours=max_hours)
+    defaults = TrainConfig(chips="", run="")
+    rate = learning_rate or (DLIB_LEARNING_RATE if backbone == "dlib" else defaults.learning_rate)
+    cfg = TrainConfig(chips=str(config.chips_dir / cache_name("train", geometry_of(backbone))), run=str(run),
+                      loss=loss, steps=steps, split=split, softmax_weight=softmax_weight, max_hours=max_hours,
+                      backbone=backbone, learning_rate=rate, frozen_stages=frozen_stages)
     run = run_training(cfg, config.data_dir, config.chips_dir, log=log, evaluate_lfw_too=lfw)
     if ship and (run / "lfw.json").exists():
         ship_run(run, WEIGHTS_DIR, log=log)
@@ -128,6 +137,7 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
     from models.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
     from facesearch.api import load_extractor
     from models.runs import lfw_chips, load_pair_head, split_chips
+    from models.train import cache_name
 
     extractor = load_extractor(config)  # a missing model is a named error, not a traceback
     pair_head = load_pair_head(run) if run else None
@@ -136,7 +146,7 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
         split = Path(run) / "split.csv"
         if not split.exists() or ",test" not in split.read_text():
             raise FacesearchError(f"{split}: no test identities in this run (train with --split 0.6,0.2,0.2)")
-        chips, names = split_chips(Path(run), load_cache(config.chips_dir / "train"), "test")
+        chips, names = split_chips(Path(run), load_cache(config.chips_dir / cache_name("train", extractor.info.chip)), "test")
         labels = np.unique(names, return_inverse=True)[1]
         r, d, same = evaluate_identities(extractor, chips, labels, pair_head=pair_head)
         write_evaluation(r, d, same, out, "test-split")
@@ -144,7 +154,7 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
         log(f"test split: accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}")
     if lfw:
         _require_data(config.data_dir / "lfw")
-        r = evaluate_lfw(extractor, config.data_dir / "lfw", lfw_chips(config.data_dir, config.chips_dir),
+        r = evaluate_lfw(extractor, config.data_dir / "lfw", lfw_chips(config.data_dir, config.chips_dir, extractor.info.chip),
                          pair_head=pair_head)
         write_evaluation(r, np.array(r.pop("distances")), np.array(r.pop("same")), out, "lfw-view2")
         results["lfw-view2"] = r

@@ -149,7 +149,7 @@ class Pipeline:
 
     def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[EmbeddedFace]]:
         """Align each face out of its image and embed all of them in one call, per image."""
-        chips = [align(image, face) for image, fs in zip(images, faces) for face in fs]
+        chips = [align(image, face, self.extractor.info.chip) for image, fs in zip(images, faces) for face in fs]
         if not chips:
             return [[] for _ in images]
         vectors = self.extractor.embed(np.stack(chips))

@@ -1,8 +1,9 @@
 """A cache of aligned chips: every photo of a dataset detected and aligned once, stored in shards.
 
-Layout of a cache folder: `shard-NNNNN.npz` holding `chips` (n, 112, 112, 3) uint8 and, per photo, its
-path, whether a face was found and the detector score. A shard is written to a temporary name and renamed,
-so a killed run, rerun, redoes at most one shard. Where no face is found the chip is cut from the centre
+Layout of a cache folder: `shard-NNNNN.npz` holding `chips` (n, side, side, 3) uint8, cut for one chip
+geometry (`models.align`: 112 px for the baseline networks, 150 px for the dlib-based extractor; the caller
+names the folder after it), and, per photo, its path, whether a face was found and the detector score. A
+shard is written to a temporary name and renamed, so a killed run, rerun, redoes at most one shard. Where no face is found the chip is cut from the centre
 of the photo (the labelled face of a loose crop sits there) and the photo is listed in `no_face.csv`.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.align import CHIP_SIZE, align, centre_face
+from models.align import ARCFACE_112, ChipGeometry, align, centre_face
 from models.detect import Detector, main_face
 from models.faces import Box, Face
 from models.image import ImageError, read_image
@@ -25,17 +26,18 @@ from models.image import ImageError, read_image
 class ChipSet:
     """Chips of a list of photos, in the order of that list."""
 
-    chips: np.ndarray  # (n, 112, 112, 3) uint8
+    chips: np.ndarray  # (n, side, side, 3) uint8
     found: np.ndarray  # (n,) bool: a face was detected (else the chip is the centre of the photo)
     scores: np.ndarray  # (n,) float32 detector score, 0 where none was found
     paths: tuple[str, ...]
     reasons: tuple[str, ...] = ()  # per photo: why no face was found ("" where one was)
 
 
-def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipSet:
-    """Detect and align the main face of each photo. With `canvas`, photos that fit are centred on a black
-    square of that side before detection, so photos of varied sizes batch together and tight crops get a
-    margin; landmarks are mapped back to the photo."""
+def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0,
+                geometry: ChipGeometry = ARCFACE_112) -> ChipSet:
+    """Detect and align the main face of each photo for `geometry`. With `canvas`, photos that fit are centred
+    on a black square of that side before detection, so photos of varied sizes batch together and tight crops
+    get a margin; landmarks are mapped back to the photo."""
     # decoding releases the GIL: threads read the photos in parallel while MTCNN uses every core
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         decoded = list(pool.map(_read_or_reason, paths))
@@ -44,7 +46,7 @@ def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipS
     placed = [on_canvas(img, canvas) for img in images]
     offsets = [offset for _, offset in placed]
     found_faces = detector.detect([board for board, _ in placed])
-    chips = np.zeros((len(paths), CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+    chips = np.zeros((len(paths), geometry.size, geometry.size, 3), np.uint8)
     found = np.zeros(len(paths), bool)
     scores = np.zeros(len(paths), np.float32)
     for i, (img, faces, (ox, oy)) in enumerate(zip(images, found_faces, offsets)):
@@ -57,7 +59,7 @@ def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0) -> ChipS
         else:
             found[i] = True
             scores[i] = face.score
-        chips[i] = align(img, face)
+        chips[i] = align(img, face, geometry)
     return ChipSet(chips, found, scores, tuple(str(p) for p in paths), tuple(reasons))
 
 
@@ -66,7 +68,7 @@ def _read_or_reason(path: Path) -> tuple[np.ndarray, str]:
     try:
         return read_image(path), ""
     except ImageError as e:
-        return np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8), str(e)
+        return np.zeros((64, 64, 3), np.uint8), str(e)
 
 
 def on_canvas(image: np.ndarray, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -88,8 +90,9 @@ def shift_face(face: Face, dx: float, dy: float) -> Face:
 
 
 def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = None, shard_size: int = 512,
-                canvas: int = 0, progress: bool = True) -> Path:
-    """Chip every photo of `paths` into shards under `out`; shards already there are kept (resumable)."""
+                canvas: int = 0, progress: bool = True, geometry: ChipGeometry = ARCFACE_112) -> Path:
+    """Chip every photo of `paths` for `geometry` into shards under `out`; shards already there are kept
+    (resumable)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # photos are named by absolute paths: a relative one would mean another photo from another folder
@@ -100,7 +103,7 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
     bar = _bar(len(todo), progress, f"chipping {len(paths)} photos into {out}")
     for s in todo:
         chunk = list(paths[s * shard_size:(s + 1) * shard_size])
-        result = chip_photos(chunk, detector, canvas=canvas)
+        result = chip_photos(chunk, detector, canvas=canvas, geometry=geometry)
         tmp = out / f".shard-{s:05d}.tmp.npz"
         np.savez(tmp, chips=result.chips, found=result.found, scores=result.scores,
                  # fixed-width unicode arrays, which load without pickle

@@ -368,3 +368,12 @@ def dlib_vectors(model):
     import keras
 
     return keras.Model(model.input, model.get_layer("dlib_vector").output)
+
+
+def freeze(model, stages: int) -> None:
+    """Leave the stem and the first `stages` residual stages out of training (the fixed shortcut convolutions
+    are never trained): the stem's 7x7 filters, learnt from 3 million faces, are the last thing 25,000
+    photos should move."""
+    for layer in model.layers:
+        if layer.name == "stem" or any(layer.name.startswith(f"s{i}b") for i in range(stages)):
+            layer.trainable = False

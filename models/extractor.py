@@ -1,10 +1,11 @@
-"""The extractor: aligned 112x112 chips to L2-normalised vectors, with its model card metadata.
+"""The extractor: aligned chips to L2-normalised vectors, with its model card metadata.
 
 Distance everywhere in facesearch is the cosine distance between normalised vectors, `1 - a.b`, in [0, 2].
 The shipped model lives in `models/weights/`: `extractor.keras` (Keras 3 format: JSON config plus weights,
 no pickle; what training resumes from), `extractor.onnx` (the same network as an ONNX graph, which the engine
 runs on ONNX Runtime, so that answering never imports TensorFlow) and `extractor.json` (version, dimension,
-calibrated thresholds, evaluation numbers).
+calibrated thresholds, evaluation numbers, and the chip geometry it reads: side and landmark template, see
+`models/align.py`; a model without one reads the 112 px chips of the baseline networks).
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models import DEFAULT_MODEL
-
-CHIP_SIDE = 112  # models.align.CHIP_SIZE, repeated so that importing this module needs no OpenCV
+from models.align import ARCFACE_112, ChipGeometry
 
 
 class ModelMissing(FileNotFoundError):
@@ -33,6 +33,7 @@ class ModelInfo:
     threshold_far: float  # the false-accept rate `threshold` was calibrated for
     flip: bool = True  # average the embeddings of the chip and its mirror image
     extra: dict = field(default_factory=dict)
+    chip: ChipGeometry = ARCFACE_112  # the chips it reads
 
 
 def read_info(weights: Path) -> ModelInfo:
@@ -43,7 +44,9 @@ def read_info(weights: Path) -> ModelInfo:
     return ModelInfo(
         version=raw["version"], dim=int(raw["dim"]), threshold=float(raw["threshold"]),
         threshold_far=float(raw["threshold_far"]), flip=bool(raw.get("flip", True)),
-        extra={k: v for k, v in raw.items() if k not in {"version", "dim", "threshold", "threshold_far", "flip"}},
+        extra={k: v for k, v in raw.items()
+               if k not in {"version", "dim", "threshold", "threshold_far", "flip", "chip"}},
+        chip=ChipGeometry.from_json(raw["chip"]) if "chip" in raw else ARCFACE_112,
     )
 
 
@@ -53,7 +56,8 @@ def preprocess(chips: np.ndarray) -> np.ndarray:
 
 
 class Extractor:
-    """A trained network loaded once; `embed` maps (n, 112, 112, 3) uint8 chips to (n, dim) unit vectors."""
+    """A trained network loaded once; `embed` maps (n, side, side, 3) uint8 chips (`info.chip`) to (n, dim) unit
+    vectors."""
 
     def __init__(self, weights: str | Path = DEFAULT_MODEL, batch_size: int = 64):
         self.weights = Path(weights)
@@ -101,10 +105,11 @@ class Extractor:
         return self._model().run(None, {self._input: x})[0]
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
-        """(n, dim) float32 L2-normalised embeddings of (n, 112, 112, 3) uint8 RGB chips."""
+        """(n, dim) float32 L2-normalised embeddings of (n, side, side, 3) uint8 RGB chips (side: `info.chip`)."""
         chips = np.asarray(chips)
-        if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIDE, CHIP_SIDE, 3):
-            raise ValueError(f"embed wants (n, 112, 112, 3) chips, got {chips.shape}")
+        side = self.info.chip.size
+        if chips.ndim != 4 or chips.shape[1:] != (side, side, 3):
+            raise ValueError(f"embed wants (n, {side}, {side}, 3) chips, got {chips.shape}")
         if len(chips) == 0:
             return np.zeros((0, self.info.dim), np.float32)
         out = []

@@ -224,8 +224,9 @@ def _inbound(layer_config: dict) -> list[str]:
 
 
 def keras_graph(model) -> bytes:
-    """A Keras functional model built from the layers of `models/network.py`, as an ONNX graph with input
-    `chip` (n, 112, 112, 3) and output `embedding` (n, dim); dropout is left out, as at inference.
+    """A Keras functional model built from the layers of `models/network.py` or `models/dlib_port.py`, as an
+    ONNX graph with input `chip` (n, side, side, 3) and output `embedding` (n, dim); dropout is left out, as at
+    inference.
 
     The same function, up to float rounding, with fewer steps between the convolutions, since in the 8-bit
     graph each step that is not a convolution or an addition is a trip to float and back:
@@ -325,6 +326,19 @@ def keras_graph(model) -> bytes:
                 out[name] = g.op("Add", [y, g.const((beta - mean * scale).astype(np.float32))])
         elif cls == "PReLU":
             out[name] = g.prelu(exact(inbound[0]), weights[0], channels_first=len(layer.input.shape) == 4)
+        elif cls == "ReLU":
+            if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+                raise ValueError(f"layer {name}: only plain ReLU is converted")
+            out[name] = g.op("Relu", [exact(inbound[0])])
+        elif cls == "MaxPooling2D":
+            size, stride = int(cfg["pool_size"][0]), int(cfg["strides"][0])
+            out[name] = g.max_pool(exact(inbound[0]), size, stride, same=cfg["padding"] == "same")
+        elif cls == "ZeroPadding2D":
+            (top, bottom), (left, right) = cfg["padding"]
+            pads = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+            out[name] = g.op("Pad", [exact(inbound[0]), g.const(pads, "pads")], mode="constant")
+        elif cls == "GlobalAveragePooling2D":
+            out[name] = g.op("Flatten", [g.op("GlobalAveragePool", [exact(inbound[0])])], axis=1)
         elif cls == "Add":
             y = out[inbound[0]]
             for other in inbound[1:]:
@@ -349,7 +363,7 @@ def keras_graph(model) -> bytes:
             raise ValueError(f"layer {name}: Keras layer type {cls} is not converted to ONNX")
     outputs = config["output_layers"]
     last = outputs[0] if isinstance(outputs[0], str) else outputs[0][0]  # one output: [name, 0, 0]
-    return g.to_bytes({input_name: [None, 112, 112, 3]}, {"embedding": exact(last)}, model.name)
+    return g.to_bytes({input_name: [None, *model.input.shape[1:]]}, {"embedding": exact(last)}, model.name)
 
 
 def _class(config: dict, name: str) -> str | None:
@@ -442,7 +456,7 @@ QUANTIZED_OPS = ["Conv", "MatMul", "Add"]
 
 
 def calibration_sample(chips: np.ndarray, n: int = CALIBRATION_CHIPS, seed: int = 0) -> np.ndarray:
-    """`n` of the (m, 112, 112, 3) uint8 chips drawn with `seed`, and their mirror images, as the network's
+    """`n` of the (m, side, side, 3) uint8 chips drawn with `seed`, and their mirror images, as the network's
     float input: what quantization measures its activation ranges on."""
     from models.extractor import preprocess
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
-from models.train import TrainConfig, identity_of
+from models.train import TrainConfig, cache_name, geometry_of, identity_of
 
 # The threshold `verify` and `who` use by default: calibrated on validation identities for this FAR.
 # Not 1e-2: `who` compares a face with every enrolled face, so false accepts add up; with the first model
@@ -45,9 +45,10 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
         if not weights.exists():
             log("not finished; rerun the same command to resume")
             return run
-    from models.plots import plot_history
+    if (run / "history.csv").exists():  # the plain port (0 steps) has none
+        from models.plots import plot_history
 
-    plot_history(run / "history.csv", run / "loss.png")
+        plot_history(run / "history.csv", run / "loss.png")
     return measure(run, cfg, data, chips_root, log, evaluate_lfw_too)
 
 
@@ -58,7 +59,8 @@ def _train_cache(cfg: TrainConfig, data: Path, log=print) -> None:
         from models.datasets import load_folders
 
         log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
-        build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS)
+        build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS,
+                    geometry=geometry_of(cfg.backbone))
 
 
 def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print,
@@ -70,8 +72,11 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
     weights = run / "extractor.keras"
     info = run / "extractor.json"
     if not info.exists():
-        info.write_text(json.dumps({"version": _version(weights, cfg.loss), "dim": cfg.dim, "threshold": 1.0,
-                                    "threshold_far": SHIPPED_FAR, "flip": cfg.flip, "loss": cfg.loss}, indent=2))
+        meta = {"version": _version(weights, cfg), "dim": cfg.dim, "threshold": 1.0,
+                "threshold_far": SHIPPED_FAR, "flip": cfg.flip, "loss": cfg.loss, "backbone": cfg.backbone}
+        if cfg.backbone != "scratch":
+            meta["chip"] = geometry_of(cfg.backbone).as_json()
+        info.write_text(json.dumps(meta, indent=2))
     if json.loads(info.read_text()).get("graph", {}).get("precision") != QUANT_PRECISION:
         _write_graph(run, cfg, weights, log)  # none yet, or one of an earlier scheme (graphs.OLD_QUANT_SUFFIXES)
     from models.extractor import Extractor
@@ -105,7 +110,8 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
         from models.evaluate import evaluate_lfw, write_evaluation
 
         t0 = time.time()
-        result = evaluate_lfw(extractor, data / "lfw", lfw_chips(data, chips_root), pair_head=pair_head)
+        result = evaluate_lfw(extractor, data / "lfw", lfw_chips(data, chips_root, geometry_of(cfg.backbone)),
+                              pair_head=pair_head)
         result["seconds"] = round(time.time() - t0, 1)
         (run / "lfw.json").write_text(json.dumps(result))
         log(f"LFW View 2: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}, "
@@ -151,16 +157,19 @@ def far_key(far: float) -> str:
     return "threshold_far_" + f"{far:.0e}".replace("e-0", "e-")
 
 
-def lfw_chips(data: Path, chips_root: Path):
-    """The chip cache of the LFW View 2 photos, built first if missing or incomplete."""
+def lfw_chips(data: Path, chips_root: Path, geometry=None):
+    """The chip cache of the LFW View 2 photos for a chip geometry (default: the baseline's), built first if
+    missing or incomplete."""
+    from models.align import ARCFACE_112
     from models.chips import build_cache, load_cache
     from models.datasets import load_lfw_pairs
 
-    cache = Path(chips_root) / "lfw-view2"
+    geometry = geometry or ARCFACE_112
+    cache = Path(chips_root) / cache_name("lfw-view2", geometry)
     pairs = load_lfw_pairs(Path(data) / "lfw")
     photos = sorted({str(p.a) for p in pairs} | {str(p.b) for p in pairs})
     if not list(cache.glob("shard-*.npz")) or len(load_cache(cache).paths) != len(photos):
-        build_cache([Path(p) for p in photos], cache)
+        build_cache([Path(p) for p in photos], cache, geometry=geometry)
     return load_cache(cache)
 
 
@@ -186,9 +195,12 @@ def load_pair_head(run: Path):
     return keras.models.load_model(f, compile=False)
 
 
-def _version(weights: Path, loss: str = "triplet") -> str:
+def _version(weights: Path, cfg: TrainConfig) -> str:
+    """fs-<what>-<date>-<first 10 hex digits of the weights' sha256>: <what> is the objective for the baseline,
+    `dlib-port` for the plain port, `dlib-<objective>` for a fine-tune of it."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
-    return f"fs-{loss}-{time.strftime('%Y%m%d')}-{digest}"
+    what = cfg.loss if cfg.backbone == "scratch" else ("dlib-port" if cfg.steps == 0 else f"dlib-{cfg.loss}")
+    return f"fs-{what}-{time.strftime('%Y%m%d')}-{digest}"
 
 
 FIGURES = ("loss.png", "lfw-view2-roc.png", "lfw-view2-distances.png")
@@ -208,8 +220,9 @@ def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) 
     if shipped.get("graph", {}).get("precision") == QUANT_PRECISION:
         log(f"{dest}: its graph is already of the current scheme ({QUANT_PRECISION})")
         return False
-    cfg = TrainConfig(chips=str(Path(chips_root) / "train"), run=str(work), loss=shipped.get("loss", "triplet"),
-                      flip=shipped.get("flip", True))
+    backbone = shipped.get("backbone", "scratch")
+    cfg = TrainConfig(chips=str(Path(chips_root) / cache_name("train", geometry_of(backbone))), run=str(work),
+                      loss=shipped.get("loss", "triplet"), flip=shipped.get("flip", True), backbone=backbone)
     work.mkdir(parents=True, exist_ok=True)
     _train_cache(cfg, data, log)
     if not (work / "extractor.keras").exists():

@@ -1,6 +1,9 @@
 """Training the extractor networks on a chip cache, resumable after a kill.
 
-Three objectives share one backbone (`models/network.py`) and one input pipeline (`models/pipeline.py`,
+Two backbones: `dlib`, dlib's public-domain face network read from its weights file (`models/dlib_port.py`,
+150 px chips), which the shipped extractor fine-tunes; and `scratch`, the toolkit's baseline ResNet
+(`models/network.py`, 112 px chips) from random weights. With `steps=0` a `dlib` run is the plain port, measured
+and shippable like any other run. Three objectives share one input pipeline (`models/pipeline.py`,
 P identities x K photos per batch), mined inside each batch:
 - `triplet`: batch-hard triplet loss on cosine distance (the shipped extractor);
 - `contrastive`: contrastive loss over every pair of the batch;
@@ -27,6 +30,23 @@ from models.chips import ChipSet, load_cache
 
 
 LOSSES = ("triplet", "contrastive", "pairs")
+BACKBONES = ("scratch", "dlib")
+# Peak learning rate of a fine-tune of the ported dlib network: its weights already embed well, and the
+# baseline's 2e-3 from random weights would undo them.
+DLIB_LEARNING_RATE = 1e-4
+
+
+def geometry_of(backbone: str):
+    """The chip geometry (models.align) a backbone reads."""
+    from models.align import ARCFACE_112, DLIB_150
+
+    return DLIB_150 if backbone == "dlib" else ARCFACE_112
+
+
+def cache_name(dataset: str, geometry) -> str:
+    """The chip cache folder of a dataset ("train", "lfw-view2") for a chip geometry: the baseline's keeps the
+    plain name its caches always had."""
+    return dataset if geometry.name == "arcface112" else f"{dataset}-{geometry.name}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     max_hours: float = 0.0  # stop (checkpointed, resumable) after this much wall time in this process; 0 = no limit
     init_from: str = ""  # a run folder (its last checkpoint) or a shipped model (extractor.keras): start from it
+    backbone: str = "scratch"  # scratch: models/network.py from random weights; dlib: the ported dlib network
+    frozen_stages: int = 0  # dlib backbone: its stem and this many residual stages after it are not trained
 
 
 def split_identities(identities: list[str], shares: tuple[float, ...], seed: int) -> list[list[str]]:
@@ -102,6 +124,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     (or the run folder when `max_hours` stopped it first)."""
     if cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    if cfg.backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {cfg.backbone!r}")
     if cfg.distill_mode not in ("position", "relation"):
         raise ValueError(f"distill_mode must be position or relation, not {cfg.distill_mode!r}")
     from models.network import quiet_tensorflow
@@ -133,7 +157,18 @@ def train(cfg: TrainConfig, log=print) -> Path:
         f"{len(val_ids)} identities held out for validation")
 
     tf.keras.utils.set_random_seed(cfg.seed)
-    model = build_backbone(cfg.dim, tuple(cfg.widths), tuple(cfg.depths))
+    if cfg.backbone == "dlib":
+        from models.dlib_port import build_keras, find_dat, freeze, read_dat
+
+        model = build_keras(read_dat(find_dat()))
+        freeze(model, cfg.frozen_stages)
+        if cfg.steps == 0:  # the plain port
+            out = run / "extractor.keras"
+            model.save(out)
+            log(f"saved the plain port of {find_dat()} as {out}")
+            return out
+    else:
+        model = build_backbone(cfg.dim, tuple(cfg.widths), tuple(cfg.depths))
     class_weights = tf.Variable(tf.random.normal([cfg.dim, len(train_ids)], stddev=0.01), name="class_weights")
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, cfg.steps - cfg.warmup_steps), warmup_target=cfg.learning_rate,
@@ -170,6 +205,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
             # a shipped model keeps no softmax weights: each class starts at its identity's mean embedding
             class_weights.assign(imprint_classes(model, chips, labels, len(train_ids)))
             log(f"starting from the weights of {keras_file}, class weights imprinted from its embeddings")
+    elif cfg.backbone == "dlib":
+        # the ported network already embeds well: each class starts at its identity's mean embedding
+        class_weights.assign(imprint_classes(model, chips, labels, len(train_ids)))
+        log("starting from the plain port, class weights imprinted from its embeddings")
     variables = (model.trainable_variables + ([class_weights] if cfg.softmax_weight else [])
                  + (head.trainable_variables if head else []))
 

@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--json", help="write the full result (with per-pair distances) here")
     args = ap.parse_args()
     extractor = Extractor(args.weights)
-    r = evaluate_lfw(extractor, Path(args.data) / "lfw", lfw_chips(Path(args.data), Path(args.chips)))
+    r = evaluate_lfw(extractor, Path(args.data) / "lfw", lfw_chips(Path(args.data), Path(args.chips),
+                                                                  extractor.info.chip))
     print(f"model {extractor.version}")
     print(f"LFW View 2 accuracy {100 * r['accuracy_mean']:.2f} % +- {100 * r['accuracy_std']:.2f}")
     print(f"TAR at FAR 1e-3 {100 * r['tar_at_far_1e-3']:.2f} %, at FAR 1e-2 {100 * r['tar_at_far_1e-2']:.2f} %")

@@ -44,7 +44,7 @@ def main() -> None:
     chips_dir = Path(json.loads((args.run / "config.json").read_text())["chips"])  # the run's training chips
     val, names = split_chips(args.run, load_cache(chips_dir), "val")
     labels = np.unique(names, return_inverse=True)[1]
-    lfw = lfw_chips(Path(args.data), Path(args.chips))
+    lfw = lfw_chips(Path(args.data), Path(args.chips), Extractor(args.weights).info.chip)
     with tempfile.TemporaryDirectory() as tmp:
         graphs = [("8-bit graph (engine)", Extractor(args.weights, batch_size=256))]
         for i, path in enumerate([None, *args.also]):

@@ -1,6 +1,8 @@
 """Train, calibrate, evaluate and ship the facesearch extractor: one command, resumable after a kill.
 
-    python scripts/train_extractor.py --run runs/triplet-v1 --steps 2000 --ship
+    python scripts/train_extractor.py --run runs/dlib-ft --backbone dlib --steps 1200 --ship
+    python scripts/train_extractor.py --run runs/dlib-port --backbone dlib --steps 0 --ship   # the plain port
+    python scripts/train_extractor.py --run runs/triplet-v1 --steps 2000                     # the baseline
 
 Stages, each skipped when its output exists: chip caches of train/ and LFW View 2 (MTCNN + alignment),
 training (checkpoints every 250 steps in RUN/ckpt), loss curve (RUN/loss.png), calibration on the held-out
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, parser, timestamped_log  # noqa: E402
 
 from models.runs import run_training, ship  # noqa: E402
-from models.train import LOSSES, TrainConfig  # noqa: E402
+from models.train import BACKBONES, DLIB_LEARNING_RATE, LOSSES, TrainConfig, cache_name, geometry_of  # noqa: E402
 
 
 
@@ -36,7 +38,12 @@ def main() -> None:
     ap.add_argument("--depths", default="1,2,2,1", help="residual blocks per stage")
     ap.add_argument("--no-flip", action="store_true",
                     help="embed each chip alone at run time (twice the throughput) instead of averaging it with its mirror")
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    ap.add_argument("--backbone", choices=BACKBONES, default="scratch",
+                    help="dlib: fine-tune dlib's public-domain network (models/dlib_port.py; --steps 0 is the plain "
+                         "port); scratch: the baseline from random weights")
+    ap.add_argument("--frozen-stages", type=int, default=0,
+                    help="dlib: residual stages after the (always frozen) stem left out of training")
+    ap.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 2e-3, {DLIB_LEARNING_RATE:g} for dlib)")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
     ap.add_argument("--init-from", default="", metavar="RUN",
@@ -49,9 +56,11 @@ def main() -> None:
     run.mkdir(parents=True, exist_ok=True)
     log = timestamped_log(run / "train.log")
 
-    cfg = TrainConfig(chips=str(Path(args.chips) / "train"), run=str(run), loss=args.loss, steps=args.steps,
+    rate = args.lr or (DLIB_LEARNING_RATE if args.backbone == "dlib" else 2e-3)
+    cfg = TrainConfig(chips=str(Path(args.chips) / cache_name("train", geometry_of(args.backbone))), run=str(run),
+                      loss=args.loss, steps=args.steps, backbone=args.backbone, frozen_stages=args.frozen_stages,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
+                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=rate,
                       distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
                       widths=tuple(int(v) for v in args.widths.split(",")),
                       depths=tuple(int(v) for v in args.depths.split(",")))
