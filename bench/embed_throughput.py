@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from models import runtime  # noqa: E402
 from models.chips import load_cache  # noqa: E402
-from models.extractor import DEFAULT_MODEL, preprocess  # noqa: E402
+from models.extractor import DEFAULT_MODEL, Extractor, preprocess  # noqa: E402
+from models.train import cache_name  # noqa: E402
 
 
 def main() -> None:
@@ -40,15 +41,18 @@ def main() -> None:
                     help="extractor graphs (.onnx) to compare (default: the shipped one)")
     ap.add_argument("--chips", type=int, default=512, help="chips per round (default 512)")
     ap.add_argument("--repeats", type=int, default=10, help="rounds (default 10)")
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "facesearch" / "chips" / "lfw-view2",
-                    help="the LFW View 2 chip cache")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="the LFW View 2 chip cache (default: the one of the shipped extractor's chip geometry, "
+                         "~/.cache/facesearch/chips/lfw-view2-dlib150)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--profile", action="store_true", help="where the time goes, by kind of operation")
     args = ap.parse_args()
     for graph in args.graphs:
         if not graph.exists():
             sys.exit(f"{graph}: no such graph")
-    chips = load_cache(args.cache).chips[:args.chips]
+    cache = args.cache or (Path.home() / ".cache" / "facesearch" / "chips"
+                           / cache_name("lfw-view2", Extractor(DEFAULT_MODEL).info.chip))
+    chips = load_cache(cache).chips[:args.chips]
     if args.profile:
         for graph in args.graphs:
             profile(graph, preprocess(chips[:128]))

@@ -181,15 +181,16 @@ def run_facesearch(paths: list[str], weights: str | Path) -> tuple[ToolRun, dict
     detector = Detector()
     extractor = Extractor(weights, batch_size=EMBED_BATCH)
     # loading and tracing both models happen here, off the clock, on a batch the size of the real ones
-    chip_photos([Path(p) for p in paths[:detector.batch_size]], detector)
-    warm = np.zeros((min(EMBED_BATCH, len(paths)), 112, 112, 3), np.uint8)
+    geometry = extractor.info.chip  # the chips the extractor reads (models/align.py)
+    chip_photos([Path(p) for p in paths[:detector.batch_size]], detector, geometry=geometry)
+    warm = np.zeros((min(EMBED_BATCH, len(paths)), geometry.size, geometry.size, 3), np.uint8)
     for flip in (False, True):
         with_flip(extractor, flip).embed(warm)
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
     parts = []
     for start in tqdm(range(0, len(paths), DETECT_CHUNK), desc="facesearch detect + align", unit="chunk"):
-        parts.append(chip_photos([Path(p) for p in paths[start:start + DETECT_CHUNK]], detector))
+        parts.append(chip_photos([Path(p) for p in paths[start:start + DETECT_CHUNK]], detector, geometry=geometry))
     detect_wall, detect_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     chips = np.concatenate([p.chips for p in parts])
     found = np.concatenate([p.found for p in parts])

@@ -202,7 +202,7 @@ def facesearch_chunks(weights: Path) -> Callable[[list[Path]], Chunks]:
                 cpu0 = time.process_time()  # all of this process's threads: the cost on one core
                 vectors, found = [], []
                 for s in range(0, len(part), pairs_bench.DETECT_CHUNK):
-                    chips = chip_photos(part[s:s + pairs_bench.DETECT_CHUNK], detector)
+                    chips = chip_photos(part[s:s + pairs_bench.DETECT_CHUNK], detector, geometry=extractor.info.chip)
                     unreadable += sum(1 for why in chips.reasons if why and not why.startswith("no face"))
                     vectors.append(extractor.embed(chips.chips))
                     found.append(chips.found)

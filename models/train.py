@@ -158,10 +158,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     tf.keras.utils.set_random_seed(cfg.seed)
     if cfg.backbone == "dlib":
-        from models.dlib_port import build_keras, find_dat, freeze, read_dat
+        from models.dlib_port import build_keras, find_dat, freeze, read_dat, source_record
 
         model = build_keras(read_dat(find_dat()))
         freeze(model, cfg.frozen_stages)
+        (run / "source.json").write_text(json.dumps(source_record(find_dat()), indent=2))
         if cfg.steps == 0:  # the plain port
             out = run / "extractor.keras"
             model.save(out)

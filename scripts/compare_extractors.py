@@ -41,10 +41,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from models.chips import load_cache
-    from models.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, embed_chipset, pair_distances
+    from models.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, pair_distances
     from models.extractor import Extractor
     from models.metrics import WeightedTar, identity_bootstrap, tar_at_far
     from models.runs import split_chips
+    from models.train import cache_name
 
     folders = [Path(args.first), Path(args.second)]
     split_run = Path(args.split or args.second)
@@ -53,21 +54,28 @@ def main() -> None:
             sys.exit(f"{folder}: no extractor.keras here (give a run folder or models/weights)")
     if not (split_run / "split.csv").exists():
         sys.exit(f"{split_run}: no split.csv here (give --split RUN, a run folder with the split to use)")
-    try:
-        cache = load_cache(Path(args.chips) / "train")
-    except FileNotFoundError as e:
-        sys.exit(f"{e}: python scripts/build_chips.py builds it")
-    chips, names = split_chips(split_run, cache, "val")
+    # each extractor reads the validation photos cut for its own chip geometry; the photos scored are those
+    # both caches found a face in (one detector, so the same ones), in one order
+    extractors = [Extractor(folder / "extractor.keras") for folder in folders]
+    sets = []
+    for extractor in extractors:
+        try:
+            cache = load_cache(Path(args.chips) / cache_name("train", extractor.info.chip))
+        except FileNotFoundError as e:
+            sys.exit(f"{e}: python scripts/build_chips.py --geometry {extractor.info.chip.name} builds it")
+        chips, names = split_chips(split_run, cache, "val")
+        sets.append(dict(zip(chips.paths, zip(chips.chips, names))))
+    paths = sorted(set(sets[0]) & set(sets[1]))
+    names = np.array([sets[0][p][1] for p in paths])
     identities = len(set(names.tolist()))
     a, b, same = all_pairs(names, CALIBRATION_DIFFERENT_PAIRS, 0)  # the pairs `models.evaluate.calibrate` scores
     print(f"{len(names)} photos of {identities} validation identities ({split_run / 'split.csv'}); "
           f"{int(same.sum())} same and {int((~same).sum())} different pairs")
 
     versions, point, tars = [], [], []
-    for folder in folders:
-        extractor = Extractor(folder / "extractor.keras")
+    for extractor, chipset in zip(extractors, sets):
         versions.append(extractor.info.version)
-        emb = embed_chipset(extractor, chips)
+        emb = extractor.embed(np.stack([chipset[p][0] for p in paths]))
         d = pair_distances(emb[a], emb[b])
         point.append({far: tar_at_far(d, same, far) for far in FARS})
         tars.append(WeightedTar(d, same))

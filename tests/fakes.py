@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from models.align import ARCFACE_112, ChipGeometry
 from models.extractor import ModelInfo, normalise
 
 
@@ -14,10 +15,12 @@ class FakeExtractor:
     chips get identical vectors and the same face cut from one photo twice gets the same vector.
     """
 
-    def __init__(self, version: str = "fake-test-v1", dim: int = 32, threshold: float = 0.3, seed: int = 0):
-        self.info = ModelInfo(version=version, dim=dim, threshold=threshold, threshold_far=0.01)
+    def __init__(self, version: str = "fake-test-v1", dim: int = 32, threshold: float = 0.3, seed: int = 0,
+                 chip: ChipGeometry = ARCFACE_112):
+        self.info = ModelInfo(version=version, dim=dim, threshold=threshold, threshold_far=0.01, chip=chip)
         self._projection = np.random.default_rng(seed).standard_normal((16 * 16, dim)).astype(np.float32)
         self.calls = 0
+        self.chip_sides: set[int] = set()  # the side of every chip it was given
 
     @property
     def version(self) -> str:
@@ -26,6 +29,7 @@ class FakeExtractor:
     def embed(self, chips: np.ndarray) -> np.ndarray:
         self.calls += 1
         chips = np.asarray(chips)
+        self.chip_sides |= {chips.shape[1]} if len(chips) else set()
         if len(chips) == 0:
             return np.zeros((0, self.info.dim), np.float32)
         thumbs = np.stack([cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), (16, 16), interpolation=cv2.INTER_AREA)

@@ -177,6 +177,25 @@ def test_a_new_extractor_reembeds_stored_faces_without_detecting(tmp_path, folde
             assert set(s.scalars(select(FaceRow.model_version))) == {"fake-test-v2"}
 
 
+def test_reembed_moves_a_gallery_to_an_extractor_of_another_chip_geometry(tmp_path, folder, detector,
+                                                                         fake_extractor):
+    """The chip geometry is part of the model: faces stored under a model of 112 px chips are re-embedded by one of
+    150 px chips (`facesearch reembed`) from their stored landmarks, on chips of the new geometry, nothing
+    detected again."""
+    from models.align import DLIB_150
+
+    with gallery_of(tmp_path, fake_extractor) as g:
+        first = index_paths(g, Pipeline(detector, fake_extractor), [folder / "trip"])
+    assert fake_extractor.chip_sides == {112}
+    newer = FakeExtractor(version="fake-dlib150", seed=1, chip=DLIB_150)
+    counting = CountingDetector(detector)
+    with gallery_of(tmp_path, newer) as g:
+        report = reembed_stale(g, Pipeline(counting, newer))
+        assert report.faces == first.faces and not report.failed and counting.calls == 0
+        assert newer.chip_sides == {150}
+        assert g.index.count == first.faces and g.counts().stale_faces == 0
+
+
 def test_enroll_takes_the_main_face_and_reports_photos_without_one(tmp_path, folder, detector, fake_extractor):
     from PIL import Image
 
