@@ -141,9 +141,14 @@ def dlib_card(run: Path, out: Path) -> str:
                         f"{100 * at['difference']:+.2f} points, 95 % interval {100 * at['interval'][0]:+.2f} to "
                         f"{100 * at['interval'][1]:+.2f} ({c['rounds']} bootstrap rounds over identities): "
                         f"{'better beyond chance' if at['interval'][0] > 0 else 'not better beyond chance'}.")
+        hard = ("\n- Batches: identities in look-alike pairs, each identity drawn at random with one of its 5 nearest "
+                "training identities by the port's mean embeddings (`PKSampler`, `look_alikes.json` of the run), so "
+                "that the hardest negatives of a batch are hard ones of the whole training set."
+                if cfg.get("hard_identities") else "")
         command = (f"python scripts/train_extractor.py --run runs/{run.name} --backbone dlib --steps {cfg['steps']} "
                    f"--frozen-stages {frozen} --lr {cfg['learning_rate']:g} --softmax-weight "
-                   f"{cfg['softmax_weight']:g} --ship")
+                   f"{cfg['softmax_weight']:g}" + (" --hard-identities" if cfg.get("hard_identities") else "")
+                   + " --ship")
         recipe = f"""## Recipe
 
 - Starting point: the plain port (above), its stem{f" and first {frozen} residual stage{'s' if frozen > 1 else ''}" if frozen else ""}
@@ -151,7 +156,7 @@ def dlib_card(run: Path, out: Path) -> str:
 - Objective: batch-hard triplet loss on cosine distance (margin {cfg['triplet_margin']}), mined inside batches of
   {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos, plus an additive-cosine-margin softmax over the training
   identities (scale {cfg['softmax_scale']}, margin {cfg['softmax_margin']}; class weights imprinted from the port's embeddings,
-  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.
+  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.{hard}
 - AdamW, learning rate {cfg['learning_rate']:g} with {min(cfg['warmup_steps'], cfg['steps'] // 5)} warm-up steps and cosine decay, weight decay
   {cfg['weight_decay']}, {cfg['steps']} steps, seed {cfg['seed']}.
 - Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.

@@ -197,25 +197,51 @@ class PKSampler:
     then K of each one's photos (drawn with replacement when it has fewer than K). Seeded: the same labels,
     P, K and seed give the same batches.
 
+    With `neighbours` (for each label, the labels of the identities that look most like it, nearest first, e.g.
+    from a network's mean embeddings over the whole training set), identities come in look-alike pairs: each
+    identity drawn at random brings one of its `near` nearest neighbours, so that the hardest negatives of a
+    batch are hard ones of the whole training set, not only of 32 random people.
+
     >>> PKSampler([0, 0, 1, 1, 1, 2], p=2, k=3, seed=0).batch().shape   # identity 2 has one photo: never drawn
     (6,)
     """
 
-    def __init__(self, labels, p: int, k: int, seed: int):
+    def __init__(self, labels, p: int, k: int, seed: int, neighbours: dict | None = None, near: int = 5):
         labels = np.asarray(labels)
         if p < 1 or k < 1:
             raise ValueError(f"P and K must be at least 1, got P={p}, K={k}")
         self.p, self.k = p, k
         self.rng = np.random.default_rng(seed)
-        groups = [np.nonzero(labels == c)[0] for c in np.unique(labels)]
-        self.by_label = [ix for ix in groups if len(ix) >= 2]
+        kept = [(c, np.nonzero(labels == c)[0]) for c in np.unique(labels)]
+        kept = [(c, ix) for c, ix in kept if len(ix) >= 2]
+        self.by_label = [ix for _, ix in kept]
         if len(self.by_label) < p:
             raise ValueError(f"a batch needs {p} identities with two or more photos; the labels have "
                              f"{len(self.by_label)}")
+        self.neighbours = None
+        if neighbours is not None:
+            position = {c: i for i, (c, _) in enumerate(kept)}
+            self.neighbours = [[position[n] for n in neighbours.get(c, ()) if n in position][:near] for c, _ in kept]
+
+    def _identities(self) -> np.ndarray:
+        """Positions in `by_label` of the next batch's P identities."""
+        if self.neighbours is None:
+            return self.rng.choice(len(self.by_label), size=self.p, replace=False)
+        chosen: list[int] = []
+        for first in self.rng.permutation(len(self.by_label)):
+            if len(chosen) == self.p:
+                break
+            if first in chosen:
+                continue
+            chosen.append(int(first))
+            twins = [n for n in self.neighbours[first] if n not in chosen]
+            if twins and len(chosen) < self.p:
+                chosen.append(int(self.rng.choice(twins)))
+        return np.array(chosen)
 
     def batch(self) -> np.ndarray:
         """The photo indices of the next batch, (P * K,) int64, identity by identity."""
-        chosen = self.rng.choice(len(self.by_label), size=self.p, replace=False)
+        chosen = self._identities()
         out = []
         for c in chosen:
             ix = self.by_label[c]

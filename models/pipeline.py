@@ -35,12 +35,13 @@ def augment(x):
 
 
 def make_dataset(chips: np.ndarray, labels: np.ndarray, p: int, k: int, seed: int, augmented: bool = True,
-                 targets: np.ndarray | None = None):
+                 targets: np.ndarray | None = None, neighbours: dict | None = None):
     """An endless tf.data.Dataset of (images (P*K, side, side, 3) float32, labels (P*K,) int32, targets) batches;
-    targets are the rows of `targets` (e.g. teacher embeddings) for those photos, or (P*K, 1) zeros."""
+    targets are the rows of `targets` (e.g. teacher embeddings) for those photos, or (P*K, 1) zeros; with
+    `neighbours`, identities come in look-alike pairs (`PKSampler`)."""
     import tensorflow as tf
 
-    sampler = PKSampler(labels, p, k, seed)
+    sampler = PKSampler(labels, p, k, seed, neighbours=neighbours)
     labels = np.asarray(labels, np.int32)
     targets = np.zeros((len(labels), 1), np.float32) if targets is None else np.asarray(targets, np.float32)
     width = targets.shape[1]

@@ -83,6 +83,7 @@ class TrainConfig:
     init_from: str = ""  # a run folder (its last checkpoint) or a shipped model (extractor.keras): start from it
     backbone: str = "scratch"  # scratch: models/network.py from random weights; dlib: the ported dlib network
     frozen_stages: int = 0  # dlib backbone: its stem and this many residual stages after it are not trained
+    hard_identities: bool = False  # batches of look-alike pairs of identities, found by the starting network
 
 
 def split_identities(identities: list[str], shares: tuple[float, ...], seed: int) -> list[list[str]]:
@@ -237,8 +238,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
         return loss, metric, soft, distill
 
     start_step = int(step_var.numpy())
+    neighbours = None
+    if cfg.hard_identities:
+        neighbours = look_alikes(run, class_weights.numpy())
+        log(f"batches of look-alike identities (nearest by the starting network's mean embeddings, {run / 'look_alikes.json'})")
     data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step,
-                        augmented=cfg.augment, targets=targets)
+                        augmented=cfg.augment, targets=targets, neighbours=neighbours)
     if not (run / "pipeline.json").exists():
         # the pipeline must outrun the training step, or training waits for input
         ips = measure_pipeline(data)
@@ -281,6 +286,22 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.save(out)
     log(f"saved {out}")
     return out
+
+
+def look_alikes(run: Path, class_weights: np.ndarray, near: int = 10) -> dict:
+    """For each training class, its `near` nearest classes by cosine of the (dim, classes) softmax weights; the
+    first call of a run computes them (from the weights imprinted by the starting network) and keeps them in
+    look_alikes.json, so a resumed run draws from the same neighbours, not from weights trained since."""
+    f = run / "look_alikes.json"
+    if not f.exists():
+        w = class_weights / np.maximum(np.linalg.norm(class_weights, axis=0, keepdims=True), 1e-12)
+        sims = w.T @ w
+        np.fill_diagonal(sims, -np.inf)
+        nearest = np.argsort(-sims, axis=1)[:, :near]
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(json.dumps({str(c): [int(n) for n in row] for c, row in enumerate(nearest)}))
+        tmp.replace(f)
+    return {int(c): row for c, row in json.loads(f.read_text()).items()}
 
 
 def imprint_classes(model, chips: np.ndarray, labels: np.ndarray, classes: int, per_class: int = 8,

@@ -43,6 +43,8 @@ def main() -> None:
                          "port); scratch: the baseline from random weights")
     ap.add_argument("--frozen-stages", type=int, default=0,
                     help="dlib: residual stages after the (always frozen) stem left out of training")
+    ap.add_argument("--hard-identities", action="store_true",
+                    help="batches of look-alike pairs of identities, found by the starting network's embeddings")
     ap.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 2e-3, {DLIB_LEARNING_RATE:g} for dlib)")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
@@ -59,6 +61,7 @@ def main() -> None:
     rate = args.lr or (DLIB_LEARNING_RATE if args.backbone == "dlib" else 2e-3)
     cfg = TrainConfig(chips=str(Path(args.chips) / cache_name("train", geometry_of(args.backbone))), run=str(run),
                       loss=args.loss, steps=args.steps, backbone=args.backbone, frozen_stages=args.frozen_stages,
+                      hard_identities=args.hard_identities,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
                       max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=rate,
                       distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
