@@ -11,19 +11,23 @@ from pathlib import Path
 PORT_COMMAND = "facesearch train --run runs/dlib-port --backbone dlib --steps 0 --ship"
 
 
+def _run_files(run: Path) -> tuple[dict, dict, dict, dict, int, int]:
+    """A finished run's config, extractor metadata, calibration and LFW result, and how many identities its
+    split gave to training and to validation."""
+    cfg, meta, calib, lfw = (json.loads((run / f"{name}.json").read_text())
+                             for name in ("config", "extractor", "calibration", "lfw"))
+    split = list(csv.DictReader(open(run / "split.csv")))
+    return (cfg, meta, calib, lfw, sum(1 for r in split if r["split"] == "train"),
+            sum(1 for r in split if r["split"] == "val"))
+
+
 def write_card(run: Path, out: Path) -> None:
     """Write the Markdown model card of the extractor trained in `run` to `out`."""
     run = Path(run)
-    cfg = json.loads((run / "config.json").read_text())
+    cfg, meta, calib, lfw, n_train, n_val = _run_files(run)
     if cfg.get("backbone") == "dlib":
         Path(out).write_text(dlib_card(run, out))
         return
-    meta = json.loads((run / "extractor.json").read_text())
-    calib = json.loads((run / "calibration.json").read_text())
-    lfw = json.loads((run / "lfw.json").read_text())
-    split = list(csv.DictReader(open(run / "split.csv")))
-    n_train = sum(1 for r in split if r["split"] == "train")
-    n_val = sum(1 for r in split if r["split"] == "val")
     hist = history(run)
     last = hist[-1] if hist else {}
     ips = [float(r["images_per_s"]) for r in hist]
@@ -107,18 +111,17 @@ celebrities) and a family photo collection is harder.
 
 def dlib_card(run: Path, out: Path) -> str:
     """The model card of the ported dlib network (0 steps) or of a fine-tune of it."""
-    cfg = json.loads((run / "config.json").read_text())
-    meta = json.loads((run / "extractor.json").read_text())
-    calib = json.loads((run / "calibration.json").read_text())
-    lfw = json.loads((run / "lfw.json").read_text())
+    cfg, meta, calib, lfw, n_train, n_val = _run_files(run)
     source = json.loads((run / "source.json").read_text())
-    split = list(csv.DictReader(open(run / "split.csv")))
-    n_train = sum(1 for r in split if r["split"] == "train")
-    n_val = sum(1 for r in split if r["split"] == "val")
     folder = Path(out).parent
     size_mb = (folder / "extractor.keras").stat().st_size / 1e6 if (folder / "extractor.keras").exists() else 0.0
     graph = folder / "extractor.onnx"
-    engine = _engine(meta, graph.stat().st_size / 1e6 if graph.exists() else float("nan"))
+    engine = (f"The engine runs `extractor.onnx` ({graph.stat().st_size / 1e6 if graph.exists() else float('nan'):.1f} "
+              "MB) on ONNX Runtime: the same network with its convolutions in 8-bit integers (activations per "
+              "tensor; weights per channel, kept to 7 bits; dlib's affine layers folded into the convolutions), "
+              f"their ranges calibrated on {meta['graph']['calibration']} (`models/graphs.py`). The thresholds "
+              "and evaluations below were measured through that graph, as the engine runs it; `extractor.keras` "
+              "(float) is what training resumes from." if meta.get("graph") else "The engine runs the float network.")
     port = cfg["steps"] == 0
     chip = meta["chip"]
     what = "the plain port of" if port else "a fine-tune of"
@@ -145,18 +148,24 @@ def dlib_card(run: Path, out: Path) -> str:
                 "training identities by the port's mean embeddings (`PKSampler`, `look_alikes.json` of the run), so "
                 "that the hardest negatives of a batch are hard ones of the whole training set."
                 if cfg.get("hard_identities") else "")
+        anchor = (f" Plus, with weight {cfg['distill_weight']:g}, `1 - cos` between each augmented photo's vector and "
+                  "the plain port's vector of the photo as cached (`anchors.npy` of the run): the network moves "
+                  "only as far as the triplet loss pays for." if cfg.get("distill_weight") else "")
         command = (f"python scripts/train_extractor.py --run runs/{run.name} --backbone dlib --steps {cfg['steps']} "
                    f"--frozen-stages {frozen} --lr {cfg['learning_rate']:g} --softmax-weight "
-                   f"{cfg['softmax_weight']:g}" + (" --hard-identities" if cfg.get("hard_identities") else "")
+                   f"{cfg['softmax_weight']:g} --margin {cfg['triplet_margin']:g}"
+                   + (f" --distill-weight {cfg['distill_weight']:g} --distill-mode anchor"
+                      if cfg.get("distill_weight") else "")
+                   + (" --hard-identities" if cfg.get("hard_identities") else "")
                    + " --ship")
         recipe = f"""## Recipe
 
-- Starting point: the plain port (above), its stem{f" and first {frozen} residual stage{'s' if frozen > 1 else ''}" if frozen else ""}
+- Starting point: the plain port (above), its stem{f" and its first {frozen} residual stage{'s' if frozen > 1 else ''}" if frozen else ""}
   frozen, the rest trained.
 - Objective: batch-hard triplet loss on cosine distance (margin {cfg['triplet_margin']}), mined inside batches of
   {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos, plus an additive-cosine-margin softmax over the training
   identities (scale {cfg['softmax_scale']}, margin {cfg['softmax_margin']}; class weights imprinted from the port's embeddings,
-  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.{hard}
+  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.{anchor}{hard}
 - AdamW, learning rate {cfg['learning_rate']:g} with {min(cfg['warmup_steps'], cfg['steps'] // 5)} warm-up steps and cosine decay, weight decay
   {cfg['weight_decay']}, {cfg['steps']} steps, seed {cfg['seed']}.
 - Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.

@@ -61,8 +61,9 @@ class Extractor:
 
     def __init__(self, weights: str | Path = DEFAULT_MODEL, batch_size: int = 64):
         self.weights = Path(weights)
-        if not self.weights.exists():
-            raise ModelMissing(f"{self.weights}: extractor weights missing")
+        # the engine runs the .onnx graph; the float .keras is what training resumes from and may be left out
+        if not self.weights.exists() and not self.weights.with_suffix(".onnx").exists():
+            raise ModelMissing(f"{self.weights}: extractor weights missing (neither it nor its .onnx graph)")
         self.info = read_info(self.weights)
         self.batch_size = batch_size
         self._net = None

@@ -33,7 +33,7 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     run.mkdir(parents=True, exist_ok=True)
     _train_cache(cfg, data, log)
     weights = run / "extractor.keras"
-    if cfg.distill_weight and not weights.exists():
+    if cfg.distill_weight and cfg.distill_mode != "anchor" and not weights.exists():
         from models.teacher import build_teacher
 
         log(f"teacher (dlib) embeddings for the photos of {cfg.chips}")

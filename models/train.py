@@ -74,7 +74,9 @@ class TrainConfig:
     augment: bool = True  # flip, crop, colour and grey jitter of training chips (models/pipeline.py)
     flip: bool = True  # the shipped extractor averages each chip's embedding with its mirror image's
     distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/teacher.py)
-    distill_mode: str = "position"  # position: 1 - cos(student, teacher); relation: pairwise cosines matched
+    distill_mode: str = "position"  # position: 1 - cos(student, teacher); relation: pairwise cosines matched;
+    # anchor (dlib backbone): 1 - cos(student, the starting port's own vector of the photo): a fine-tune that
+    # may move only as far as the triplet loss pays for
     teacher_centre: float = 0.7  # share of the training photos' mean teacher embedding removed (load_teacher)
     split: tuple = (0.9, 0.1, 0.0)  # train / validation / test shares of the identities
     seed: int = 1
@@ -127,8 +129,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
     if cfg.backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {cfg.backbone!r}")
-    if cfg.distill_mode not in ("position", "relation"):
-        raise ValueError(f"distill_mode must be position or relation, not {cfg.distill_mode!r}")
+    if cfg.distill_mode not in ("position", "relation", "anchor"):
+        raise ValueError(f"distill_mode must be position, relation or anchor, not {cfg.distill_mode!r}")
+    if cfg.distill_mode == "anchor" and cfg.backbone != "dlib":
+        raise ValueError("distill_mode anchor pulls towards the port's own vectors: it needs the dlib backbone")
     from models.network import quiet_tensorflow
 
     quiet_tensorflow()
@@ -148,7 +152,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     label_of = {n: i for i, n in enumerate(train_ids)}
     labels = np.array([label_of[n] for n in names[keep]], np.int32)
     targets = None
-    if cfg.distill_weight:
+    if cfg.distill_weight and cfg.distill_mode != "anchor":
         from models.teacher import load_teacher
 
         targets = load_teacher(cfg.chips, tuple(np.array(cache.paths)[keep]), cfg.teacher_centre)
@@ -164,6 +168,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         model = build_keras(read_dat(find_dat()))
         freeze(model, cfg.frozen_stages)
         (run / "source.json").write_text(json.dumps(source_record(find_dat()), indent=2))
+        if cfg.distill_weight and cfg.distill_mode == "anchor":
+            targets = anchor_vectors(run, model, chips)
+            log(f"anchors: the port's own vectors of the {len(chips)} training photos ({run / 'anchors.npy'})")
         if cfg.steps == 0:  # the plain port
             out = run / "extractor.keras"
             model.save(out)
@@ -286,6 +293,19 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.save(out)
     log(f"saved {out}")
     return out
+
+
+def anchor_vectors(run: Path, model, chips: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The starting network's unit vectors of `chips` (as cached, no augmentation), computed once per run and
+    kept in anchors.npy, so that a resumed run pulls towards the same ones."""
+    f = run / "anchors.npy"
+    if not f.exists():
+        vectors = np.concatenate([np.asarray(model((chips[i:i + batch].astype(np.float32) - 127.5) / 128.0,
+                                                   training=False)) for i in range(0, len(chips), batch)])
+        tmp = run / "anchors.tmp.npy"
+        np.save(tmp, vectors.astype(np.float32))
+        tmp.replace(f)
+    return np.load(f)
 
 
 def look_alikes(run: Path, class_weights: np.ndarray, near: int = 10) -> dict:

