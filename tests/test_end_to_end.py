@@ -5,22 +5,14 @@ One home is built once for this module: five people enrolled from four photos ea
 photos of each enrolled person and five photos each of forty other people. Queries use photos that are in
 neither. Tests that change a home build a small one of their own.
 
-The accuracy bars were set from what the first shipped model (fs-triplet-20261128-1b4bbfa045, threshold
-0.640 = FAR 1e-2) measured on exactly these photos, with a margin; they catch a broken pipeline or a much
-worse model, not noise. Measured: 46 of 50 held-out photos named right, 2 named as another enrolled person;
-10 of 30 never-enrolled people named as someone (their nearest distance: median 0.66, smallest 0.53, against
-a median of 0.34 for the right person); search finds all 10 gallery photos of each enrolled person, 43 of
-the 50 top-10 hits are right, but 34 to 64 photos fall under the threshold per person. At that model's
-FAR 1e-3 threshold (0.527) no stranger is named and 44 of 50 held-out photos still are. The model shipped
-next (fs-triplet-20261128-4aea0a17f8, `python scripts/threshold_check.py`): 48 of 50 named right at its
-FAR 1e-2 threshold (0.657, 1 as another enrolled person, 10 of 30 strangers named), 44 of 50 at FAR 1e-3
-(0.543, 1 as another, 1 stranger); its 8-bit graph, shipped as fs-triplet-20261128-4aea0a17f8-q8, gives the
-same counts at 0.657 and 0.543, and the graph with 7-bit weights that replaced it (-q8w7) the same at 0.541
-and at 0.657 with 9 strangers; the graph with fewer steps after it (-q8w7s) 43 of 50 named right at 0.5405
-(2 as another, 1 stranger) and 47 at 0.6547 (2 as another, 11 strangers). The third model,
-fs-triplet-20261129-14fd63087a-q8w7p (PReLU on 8-bit integers): 45 of 50 named right at its FAR 1e-3
-threshold (0.5437, 1 as another enrolled person, 2 of 30 strangers named), 48 at FAR 1e-2 (0.6562, 1 as
-another, 9 strangers). The bars hold for all of them.
+The accuracy bars are what the shipped extractor, fs-dlib-triplet-20261203-c9a75d2750-q8w7p (dlib's network
+ported and fine-tuned, threshold 0.0686 = FAR 1e-3), measured on exactly these photos, with a margin of one or
+two for a processor that rounds its 8-bit products otherwise: 49 of 50 held-out photos named right, none as
+another enrolled person; none of 30 never-enrolled people named; 19 of 20 `verify` pairs right; `search`
+finds all 10 gallery photos of each enrolled person and all 50 top-10 hits are right. The bars were set, with
+wider margins, from the from-scratch extractors shipped before (the last, fs-triplet-20261129-14fd63087a-q8w7p:
+45 of 50 named right, 1 as another person, 2 of 30 strangers named, 43 of 50 top-10 search hits right); each
+new model's counts replace them, never loosening them.
 """
 from __future__ import annotations
 
@@ -144,8 +136,8 @@ def test_who_names_enrolled_people_in_photos_not_enrolled(home, held_out_answers
     assert len(found) >= 48  # a face is found in (nearly) every LFW crop
     right = sum(1 for name, a in held_out_answers if a is not None and a["name"] == name)
     wrong = sum(1 for name, a in held_out_answers if a is not None and a["name"] not in (name, "unknown"))
-    assert right >= 38, f"{right} of 50 named correctly (measured 46)"
-    assert wrong <= 4, f"{wrong} of 50 named as another enrolled person (measured 2)"
+    assert right >= 47, f"{right} of 50 named correctly (measured 49)"
+    assert wrong <= 1, f"{wrong} of 50 named as another enrolled person (measured 0)"
     for _, a in held_out_answers:
         if a is not None:
             assert (a["name"] != "unknown") == (a["distance"] < threshold)
@@ -168,13 +160,20 @@ def stranger_answers(home) -> list[dict]:
 
 def test_who_says_unknown_for_most_people_never_enrolled(stranger_answers):
     named = [a["name"] for a in stranger_answers if a["name"] != "unknown"]
-    assert len(named) <= 14, f"{len(named)} of {len(stranger_answers)} strangers named (measured 10): {named}"
+    assert len(named) <= 2, f"{len(named)} of {len(stranger_answers)} strangers named (measured 0): {named}"
 
 
-def test_strangers_are_further_from_everyone_than_the_enrolled_from_themselves(held_out_answers, stranger_answers):
+def test_strangers_are_further_from_everyone_than_the_enrolled_from_themselves(home, held_out_answers,
+                                                                              stranger_answers):
+    """The gap between the median distances, in units of the threshold (each extractor has its own scale: the
+    dlib-based one's FAR 1e-3 threshold is 0.069, the from-scratch one's was 0.544): measured 1.14 (0.112
+    against 0.034); the from-scratch extractor's bound was 0.28 (0.15 at its threshold)."""
+    threshold = json.loads(run(home, "status", "--json").stdout)["threshold"]
     right = statistics.median(a["distance"] for name, a in held_out_answers if a is not None and a["nearest"] == name)
     strange = statistics.median(a["distance"] for a in stranger_answers)
-    assert strange > right + 0.15, f"median distance: strangers {strange:.3f}, enrolled people {right:.3f}"
+    assert right < threshold < strange
+    assert strange - right > 1.0 * threshold, (f"median distance: strangers {strange:.3f}, enrolled people "
+                                               f"{right:.3f}, threshold {threshold:.3f}")
 
 
 def test_who_json_and_csv_agree(home):
@@ -216,7 +215,7 @@ def test_verify_same_and_different_people(home):
         threshold = verdict["threshold"]
         outcomes.append(verdict["same"] == same)
     assert 0 < threshold < 2
-    assert sum(outcomes) >= 0.7 * len(outcomes), f"{sum(outcomes)} of {len(outcomes)} pairs right"
+    assert sum(outcomes) >= 18, f"{sum(outcomes)} of {len(outcomes)} pairs right (measured 19)"
 
     photo = lfw_photos("Colin_Powell")[HELD_OUT][0]
     itself = run(home, "verify", photo, photo)
@@ -237,8 +236,8 @@ def test_search_finds_each_person_in_the_gallery_best_match_first(home):
         found += sum(f"/{name}/" in h["photo"] for h in hits)
         top_right += sum(f"/{name}/" in h["photo"] for h in hits[:10])
         top_all += len(hits[:10])
-    assert found >= 40, f"{found} of their 50 gallery photos found (measured 50)"
-    assert top_right >= 0.75 * top_all, f"{top_right} of the {top_all} best hits right (measured 43 of 50)"
+    assert found >= 48, f"{found} of their 50 gallery photos found (measured 50)"
+    assert top_right >= top_all - 2, f"{top_right} of the {top_all} best hits right (measured 50 of 50)"
     text = run(home, "search", "George_W_Bush").stdout.splitlines()
     first = json_lines(run(home, "search", "George_W_Bush", "--json").stdout)[0]
     assert text[0].split()[1] == first["photo"]
