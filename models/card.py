@@ -143,11 +143,18 @@ def dlib_card(run: Path, out: Path) -> str:
                         f"{_pct(at['second'])} against the plain port's {_pct(at['first'])}, difference "
                         f"{100 * at['difference']:+.2f} points, 95 % interval {100 * at['interval'][0]:+.2f} to "
                         f"{100 * at['interval'][1]:+.2f} ({c['rounds']} bootstrap rounds over identities): "
-                        f"{'better beyond chance' if at['interval'][0] > 0 else 'not better beyond chance'}.")
+                        f"{'better beyond chance' if at['interval'][0] > 0 else 'not better beyond chance'}; at FAR "
+                        f"1e-2 {100 * c['far_1e-02']['difference']:+.2f} points ({100 * c['far_1e-02']['interval'][0]:+.2f} "
+                        f"to {100 * c['far_1e-02']['interval'][1]:+.2f}). A fine-tune that is not better beyond chance "
+                        "is shipped only when no fine-tune is, and it is the best one not worse beyond chance at "
+                        "either rate (`docs/extractor.md` has every run).")
         hard = ("\n- Batches: identities in look-alike pairs, each identity drawn at random with one of its 5 nearest "
                 "training identities by the port's mean embeddings (`PKSampler`, `look_alikes.json` of the run), so "
                 "that the hardest negatives of a batch are hard ones of the whole training set."
                 if cfg.get("hard_identities") else "")
+        softmax = (f" Plus an additive-cosine-margin softmax over the training identities (scale "
+                   f"{cfg['softmax_scale']}, margin {cfg['softmax_margin']}, weight {cfg['softmax_weight']}; class weights "
+                   "imprinted from the port's embeddings, each identity's mean)." if cfg["softmax_weight"] else "")
         anchor = (f" Plus, with weight {cfg['distill_weight']:g}, `1 - cos` between each augmented photo's vector and "
                   "the plain port's vector of the photo as cached (`anchors.npy` of the run): the network moves "
                   "only as far as the triplet loss pays for." if cfg.get("distill_weight") else "")
@@ -162,16 +169,14 @@ def dlib_card(run: Path, out: Path) -> str:
 
 - Starting point: the plain port (above), its stem{f" and its first {frozen} residual stage{'s' if frozen > 1 else ''}" if frozen else ""}
   frozen, the rest trained.
-- Objective: batch-hard triplet loss on cosine distance (margin {cfg['triplet_margin']}), mined inside batches of
-  {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos, plus an additive-cosine-margin softmax over the training
-  identities (scale {cfg['softmax_scale']}, margin {cfg['softmax_margin']}; class weights imprinted from the port's embeddings,
-  each identity's mean), weights {cfg['triplet_weight']} and {cfg['softmax_weight']}.{anchor}{hard}
+- Objective: batch-hard triplet loss on cosine distance (margin {cfg['triplet_margin']}, weight {cfg['triplet_weight']}), mined inside batches
+  of {cfg['identities_per_batch']} identities x {cfg['photos_per_identity']} photos.{softmax}{anchor}{hard}
 - AdamW, learning rate {cfg['learning_rate']:g} with {min(cfg['warmup_steps'], cfg['steps'] // 5)} warm-up steps and cosine decay, weight decay
   {cfg['weight_decay']}, {cfg['steps']} steps, seed {cfg['seed']}.
 - Augmentation: horizontal flip, 94-100 % crop jitter, brightness and contrast jitter, 10 % greyscale.
 - Training time: {steps_seconds(hist) / 60:.0f} min on 2 CPU cores, the sum of its {len(hist)} logged stretches of steps
   ({min(ips, default=0):.0f} to {max(ips, default=0):.0f} images/s, {sum(ips) / max(len(ips), 1):.0f} on average); final losses: total
-  {last.get('loss', '?')}, triplet {last.get('triplet', '?')}, softmax {last.get('softmax', '?')}.{compared}
+  {last.get('loss', '?')}, triplet {last.get('triplet', '?')}{f", softmax {last.get('softmax', '?')}" if cfg['softmax_weight'] else ""}{f", anchor {last.get('distill', '?')}" if cfg.get('distill_weight') else ""}.{compared}
 - Command (from the repository root; it builds the chip caches first, checkpoints every {cfg['checkpoint_every']} steps, and
   after a kill the same command resumes):
 
