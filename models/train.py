@@ -31,9 +31,12 @@ from models.chips import ChipSet, load_cache
 
 LOSSES = ("triplet", "contrastive", "pairs")
 BACKBONES = ("scratch", "dlib")
-# Peak learning rate of a fine-tune of the ported dlib network: its weights already embed well, and the
-# baseline's 2e-3 from random weights would undo them.
-DLIB_LEARNING_RATE = 1e-4
+# The shipped fine-tune's recipe (docs/extractor.md): the defaults of `facesearch train --backbone dlib` and
+# `scripts/train_extractor.py --backbone dlib`. The port already embeds well: a low learning rate, its stem and
+# first two stages frozen, a triplet margin of the port's own scale, no softmax, and a pull towards the port's own
+# vectors; the recipes that moved it further lost on the validation identities.
+DLIB_RECIPE = dict(steps=800, learning_rate=3e-5, frozen_stages=2, triplet_margin=0.1, softmax_weight=0.0,
+                   distill_weight=5.0, distill_mode="anchor")
 
 
 def geometry_of(backbone: str):
@@ -300,8 +303,10 @@ def anchor_vectors(run: Path, model, chips: np.ndarray, batch: int = 256) -> np.
     kept in anchors.npy, so that a resumed run pulls towards the same ones."""
     f = run / "anchors.npy"
     if not f.exists():
-        vectors = np.concatenate([np.asarray(model((chips[i:i + batch].astype(np.float32) - 127.5) / 128.0,
-                                                   training=False)) for i in range(0, len(chips), batch)])
+        from models.extractor import preprocess
+
+        vectors = np.concatenate([np.asarray(model(preprocess(chips[i:i + batch]), training=False))
+                                  for i in range(0, len(chips), batch)])
         tmp = run / "anchors.tmp.npy"
         np.save(tmp, vectors.astype(np.float32))
         tmp.replace(f)

@@ -1,6 +1,7 @@
 """Train, calibrate, evaluate and ship the facesearch extractor: one command, resumable after a kill.
 
-    python scripts/train_extractor.py --run runs/dlib-ft --backbone dlib --steps 1200 --ship
+    python scripts/train_extractor.py --run runs/dlib-ft3 --backbone dlib --steps 800 --frozen-stages 2 --lr 3e-5 \
+        --softmax-weight 0 --margin 0.1 --distill-weight 5 --distill-mode anchor --ship   # the shipped recipe
     python scripts/train_extractor.py --run runs/dlib-port --backbone dlib --steps 0 --ship   # the plain port
     python scripts/train_extractor.py --run runs/triplet-v1 --steps 2000                     # the baseline
 
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, parser, timestamped_log  # noqa: E402
 
 from models.runs import run_training, ship  # noqa: E402
-from models.train import BACKBONES, DLIB_LEARNING_RATE, LOSSES, TrainConfig, cache_name, geometry_of  # noqa: E402
+from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of  # noqa: E402
 
 
 
@@ -49,7 +50,7 @@ def main() -> None:
                          "0.03, its FAR 1e-3 threshold 0.067)")
     ap.add_argument("--hard-identities", action="store_true",
                     help="batches of look-alike pairs of identities, found by the starting network's embeddings")
-    ap.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 2e-3, {DLIB_LEARNING_RATE:g} for dlib)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
     ap.add_argument("--init-from", default="", metavar="RUN",
@@ -62,12 +63,11 @@ def main() -> None:
     run.mkdir(parents=True, exist_ok=True)
     log = timestamped_log(run / "train.log")
 
-    rate = args.lr or (DLIB_LEARNING_RATE if args.backbone == "dlib" else 2e-3)
     cfg = TrainConfig(chips=str(Path(args.chips) / cache_name("train", geometry_of(args.backbone))), run=str(run),
                       loss=args.loss, steps=args.steps, backbone=args.backbone, frozen_stages=args.frozen_stages,
                       hard_identities=args.hard_identities, triplet_margin=args.margin,
                       softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=rate,
+                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
                       distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
                       widths=tuple(int(v) for v in args.widths.split(",")),
                       depths=tuple(int(v) for v in args.depths.split(",")))
