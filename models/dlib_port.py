@@ -42,7 +42,6 @@ handle (`models/graphs.py`):
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 

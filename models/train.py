@@ -251,7 +251,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     neighbours = None
     if cfg.hard_identities:
         neighbours = look_alikes(run, class_weights.numpy())
-        log(f"batches of look-alike identities (nearest by the starting network's mean embeddings, {run / 'look_alikes.json'})")
+        log("batches of look-alike identities (nearest by the starting network's mean embeddings, "
+            f"{run / 'look_alikes.json'})")
     data = make_dataset(chips, labels, cfg.identities_per_batch, cfg.photos_per_identity, seed=cfg.seed + start_step,
                         augmented=cfg.augment, targets=targets, neighbours=neighbours)
     if not (run / "pipeline.json").exists():
