@@ -346,12 +346,21 @@ class Gallery:
                 new_ids.append(face_id)
                 new_vectors.append(vector)
             rows: list[tuple[FaceRow, np.ndarray]] = []
+            # the batch's known photos and the paths with a recorded failure, in two queries rather than two per
+            # photo (those took a fifth of `index`'s time on LFW photos); photos added below join `known`, so a
+            # file twice in one batch is stored once
+            shas = [outcome.sha256 for outcome in batch.photos]
+            known = {p.sha256: p for p in s.scalars(select(PhotoRow).where(PhotoRow.sha256.in_(shas)))} if shas else {}
+            paths = [outcome.path for outcome in batch.photos if outcome.error is None]
+            failed_at = set(s.scalars(select(PhotoRow.path).where(PhotoRow.status == FAILED,
+                                                                  PhotoRow.path.in_(paths)))) if paths else set()
             for outcome in batch.photos:
-                photo = s.scalar(select(PhotoRow).where(PhotoRow.sha256 == outcome.sha256))
+                photo = known.get(outcome.sha256)
                 if photo is None:
                     photo = PhotoRow(sha256=outcome.sha256, path=outcome.path, size_bytes=outcome.size_bytes,
                                      status=INDEXED)
                     s.add(photo)
+                    known[outcome.sha256] = photo
                 elif photo.status == INDEXED:
                     continue  # indexed meanwhile (by another run): its faces are there already
                 photo.path = outcome.path
@@ -362,8 +371,9 @@ class Gallery:
                     continue
                 photo.status, photo.error = INDEXED, None
                 # a failure recorded at this path is about a file that is now readable (or replaced)
-                s.execute(delete(PhotoRow).where(PhotoRow.path == outcome.path, PhotoRow.status == FAILED,
-                                                 PhotoRow.sha256 != outcome.sha256))
+                if outcome.path in failed_at:
+                    s.execute(delete(PhotoRow).where(PhotoRow.path == outcome.path, PhotoRow.status == FAILED,
+                                                     PhotoRow.sha256 != outcome.sha256))
                 for ef in outcome.faces:
                     row = _face_row(ef, self.model.version, INDEXED_FACE)
                     photo.faces.append(row)
