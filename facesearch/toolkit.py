@@ -106,11 +106,11 @@ def train(config, run: Path, loss: str = "triplet", steps: int | None = None, sp
           log=print) -> Path:
     """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
     into models/weights with its model card. Returns the run folder. `backbone` "dlib" fine-tunes the ported
-    dlib network with the shipped recipe (`models.train.DLIB_RECIPE`; 0 steps: the plain port), "scratch"
+    dlib network with the shipped recipe (`models.train.recipe`; 0 steps: the plain port), "scratch"
     trains the baseline from random weights; arguments left None take the backbone's defaults."""
     from models import WEIGHTS_DIR
     from models.runs import run_training, ship as ship_run
-    from models.train import BACKBONES, DLIB_RECIPE, LOSSES, TrainConfig, cache_name, geometry_of
+    from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe
 
     if loss not in LOSSES:
         raise FacesearchError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
@@ -119,12 +119,10 @@ def train(config, run: Path, loss: str = "triplet", steps: int | None = None, sp
     if steps == 0 and backbone != "dlib":
         raise FacesearchError("--steps 0 (no training) makes sense for --backbone dlib only (the plain port)")
     _require_data(config.data_dir / "train")
-    recipe = dict(DLIB_RECIPE) if backbone == "dlib" else {}
-    given = dict(steps=steps, softmax_weight=softmax_weight, learning_rate=learning_rate,
-                 frozen_stages=frozen_stages)
-    recipe.update({k: v for k, v in given.items() if v is not None})
     cfg = TrainConfig(chips=str(config.chips_dir / cache_name("train", geometry_of(backbone))), run=str(run),
-                      loss=loss, split=split, max_hours=max_hours, backbone=backbone, **recipe)
+                      loss=loss, split=split, max_hours=max_hours, backbone=backbone,
+                      **recipe(backbone, steps=steps, softmax_weight=softmax_weight, learning_rate=learning_rate,
+                               frozen_stages=frozen_stages))
     run = run_training(cfg, config.data_dir, config.chips_dir, log=log, evaluate_lfw_too=lfw)
     if ship and (run / "lfw.json").exists():
         ship_run(run, WEIGHTS_DIR, log=log)
@@ -148,7 +146,8 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
         split = Path(run) / "split.csv"
         if not split.exists() or ",test" not in split.read_text():
             raise FacesearchError(f"{split}: no test identities in this run (train with --split 0.6,0.2,0.2)")
-        chips, names = split_chips(Path(run), load_cache(config.chips_dir / cache_name("train", extractor.info.chip)), "test")
+        train_chips = load_cache(config.chips_dir / cache_name("train", extractor.info.chip))
+        chips, names = split_chips(Path(run), train_chips, "test")
         labels = np.unique(names, return_inverse=True)[1]
         r, d, same = evaluate_identities(extractor, chips, labels, pair_head=pair_head)
         write_evaluation(r, d, same, out, "test-split")
@@ -156,8 +155,8 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
         log(f"test split: accuracy {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}")
     if lfw:
         _require_data(config.data_dir / "lfw")
-        r = evaluate_lfw(extractor, config.data_dir / "lfw", lfw_chips(config.data_dir, config.chips_dir, extractor.info.chip),
-                         pair_head=pair_head)
+        r = evaluate_lfw(extractor, config.data_dir / "lfw",
+                         lfw_chips(config.data_dir, config.chips_dir, extractor.info.chip), pair_head=pair_head)
         write_evaluation(r, np.array(r.pop("distances")), np.array(r.pop("same")), out, "lfw-view2")
         results["lfw-view2"] = r
     return results

@@ -53,13 +53,6 @@ class ChipGeometry:
     size: int
     template: np.ndarray  # (5, 2) x, y in chip pixels
 
-    def __eq__(self, other) -> bool:
-        return (isinstance(other, ChipGeometry) and self.size == other.size
-                and np.allclose(self.template, other.template))
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.size))
-
     def as_json(self) -> dict:
         return {"name": self.name, "size": self.size, "template": np.round(self.template, 4).tolist()}
 

@@ -3,8 +3,9 @@
 Layout of a cache folder: `shard-NNNNN.npz` holding `chips` (n, side, side, 3) uint8, cut for one chip
 geometry (`models.align`: 112 px for the baseline networks, 150 px for the dlib-based extractor; the caller
 names the folder after it), and, per photo, its path, whether a face was found and the detector score. A
-shard is written to a temporary name and renamed, so a killed run, rerun, redoes at most one shard. Where no face is found the chip is cut from the centre
-of the photo (the labelled face of a loose crop sits there) and the photo is listed in `no_face.csv`.
+shard is written to a temporary name and renamed, so a killed run, rerun, redoes at most one shard. Where no
+face is found the chip is cut from the centre of the photo (the labelled face of a loose crop sits there) and
+the photo is listed in `no_face.csv`.
 """
 from __future__ import annotations
 

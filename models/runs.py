@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.align import ARCFACE_112, ChipGeometry
 from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
 from models.train import TrainConfig, cache_name, geometry_of, identity_of
 
@@ -157,14 +158,12 @@ def far_key(far: float) -> str:
     return "threshold_far_" + f"{far:.0e}".replace("e-0", "e-")
 
 
-def lfw_chips(data: Path, chips_root: Path, geometry=None):
+def lfw_chips(data: Path, chips_root: Path, geometry: ChipGeometry = ARCFACE_112):
     """The chip cache of the LFW View 2 photos for a chip geometry (default: the baseline's), built first if
     missing or incomplete."""
-    from models.align import ARCFACE_112
     from models.chips import build_cache, load_cache
     from models.datasets import load_lfw_pairs
 
-    geometry = geometry or ARCFACE_112
     cache = Path(chips_root) / cache_name("lfw-view2", geometry)
     pairs = load_lfw_pairs(Path(data) / "lfw")
     photos = sorted({str(p.a) for p in pairs} | {str(p.b) for p in pairs})

