@@ -1,7 +1,6 @@
 """Train, calibrate, evaluate and ship the facesearch extractor: one command, resumable after a kill.
 
-    python scripts/train_extractor.py --run runs/dlib-ft3 --backbone dlib --steps 800 --frozen-stages 2 --lr 3e-5 \
-        --softmax-weight 0 --margin 0.1 --distill-weight 5 --distill-mode anchor --ship   # the shipped recipe
+    python scripts/train_extractor.py --run runs/dlib-ft3 --backbone dlib --ship     # the shipped recipe (DLIB_RECIPE)
     python scripts/train_extractor.py --run runs/dlib-port --backbone dlib --steps 0 --ship   # the plain port
     python scripts/train_extractor.py --run runs/triplet-v1 --steps 2000                     # the baseline
 
