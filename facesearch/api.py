@@ -142,11 +142,11 @@ def _extractor(path: str) -> FaceExtractor:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(max_side: int, min_face_px: int, min_score: float) -> FaceDetector:
+def _detector(max_side: int, min_face_px: int, min_score: float, graphs_dir: Path | None) -> FaceDetector:
     from models.detect import Detector
 
     # the detector batches by its own measure (pixels per MTCNN call), not by --batch-size
-    return Detector(max_side=max_side, min_face_px=min_face_px, min_score=min_score)
+    return Detector(max_side=max_side, min_face_px=min_face_px, min_score=min_score, graph_cache=graphs_dir)
 
 
 def load_extractor(config: Config) -> FaceExtractor:
@@ -156,7 +156,7 @@ def load_extractor(config: Config) -> FaceExtractor:
 
 def load_detector(config: Config) -> FaceDetector:
     """The MTCNN detector with the config's settings, loaded once per process."""
-    return _detector(config.max_side, config.min_face_px, config.min_score)
+    return _detector(config.max_side, config.min_face_px, config.min_score, config.graphs_dir)
 
 
 # -- opening a home ------------------------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def _worker_pool(config: Config, pipeline: Pipeline, stack: ExitStack):
     from indexer.workers import ModelSettings, WorkerPool
 
     settings = ModelSettings(str(config.model_path), config.max_side, config.min_face_px, config.min_score,
-                             pipeline.max_batch_pixels)
+                             pipeline.max_batch_pixels, str(config.graphs_dir) if config.graphs_dir else None)
     if config.engine == "ray":
         from indexer.ray_engine import RayPool
 
@@ -495,11 +495,12 @@ def _no_people(gallery: Gallery, config: Config):
 
 def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector: FaceDetector | None = None,
            extractor: FaceExtractor | None = None) -> Verdict:
-    """Compare the main face (largest, nearest the centre) of two photos against the calibrated threshold.
+    """Compare the main face (largest, nearest the centre; the likeliest face where none reaches the detector's
+    score, `models.detect.MAIN_FACE_MIN_SCORE`) of two photos against the calibrated threshold.
 
     PhotoNotFound, PhotoUnreadable or NoFaceFound name the photo at fault.
     """
-    from models.detect import main_face
+    from models.detect import MAIN_FACE_MIN_SCORE, main_face
 
     paths = _existing([photo_a, photo_b])
     images = []
@@ -511,10 +512,10 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
     extractor = extractor or load_extractor(config)
     pipeline = _pipeline(config, detector, extractor)
     faces = []
-    for p, image, found in zip(paths, images, pipeline.detect(images)):
+    for p, image, found in zip(paths, images, pipeline.detect(images, min_score=MAIN_FACE_MIN_SCORE)):
         if isinstance(found, str):
             raise PhotoUnreadable(f"{p}: {found}")
-        face = main_face(found, image.shape[1], image.shape[0])
+        face = main_face(found, image.shape[1], image.shape[0], pipeline.detector.min_score)
         if face is None:
             raise NoFaceFound(f"{p}: no face found. Use a photo where the face is at least "
                               f"{config.min_face_px} pixels wide and turned to the camera.")

@@ -1,8 +1,8 @@
 """Configuration: one frozen dataclass rooted at the home folder. This is the only module that reads the
 environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
 file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), and for the
-training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data) and FACESEARCH_CACHE (where
-aligned-chip caches go, default ~/.cache/facesearch). For tests only: FACESEARCH_TRACE, a file to which
+training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data), and FACESEARCH_CACHE (where
+aligned-chip caches and MTCNN's built graphs go, default ~/.cache/facesearch). For tests only: FACESEARCH_TRACE, a file to which
 `index` appends one line per step it finishes (see `indexer.pipeline.index_paths`), and FACESEARCH_TRACE_HOLD,
 the start of a step's text at which `index` then pauses, so that a test can kill it exactly there."""
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Config:
     ray_address: str | None = None  # `index --engine ray`: a cluster to join; None starts one on this machine
     data_dir: Path = Path("../shared/data")  # face datasets for training and evaluation (FACESEARCH_DATA)
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
+    graphs_dir: Path | None = Path("~/.cache/facesearch/graphs").expanduser()  # MTCNN's built ONNX graphs
+    # (models/graphs.py, `cached_mtcnn_graph`); None builds them in memory at every start
     trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it
     trace_hold: str | None = None  # for tests (FACESEARCH_TRACE_HOLD): `index` pauses after steps starting so
 
@@ -75,6 +77,7 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
     options.setdefault("data_dir", Path(env.get("FACESEARCH_DATA") or "../shared/data").expanduser().absolute())
     if env.get("FACESEARCH_CACHE"):
         options.setdefault("chips_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "chips")
+        options.setdefault("graphs_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "graphs")
     if env.get("FACESEARCH_TRACE"):
         options.setdefault("trace_path", Path(env["FACESEARCH_TRACE"]).expanduser().absolute())
     if env.get("FACESEARCH_TRACE_HOLD"):

@@ -22,7 +22,7 @@ from db import ENROLLED, FAILED
 from indexer.gallery import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome
 from indexer.scan import hash_file, scan
 from models.align import align
-from models.detect import main_face
+from models.detect import MAIN_FACE_MIN_SCORE, main_face
 from models.extractor import ModelInfo
 from models.faces import Face
 from models.image import ImageError, read_image
@@ -38,7 +38,9 @@ DEFAULT_MAX_BATCH_PIXELS = 50_000_000
 
 
 class FaceDetector(Protocol):
-    def detect(self, images: list[np.ndarray]) -> list[list[Face]]: ...
+    min_score: float
+
+    def detect(self, images: list[np.ndarray], min_score: float | None = None) -> list[list[Face]]: ...
 
 
 class FaceExtractor(Protocol):
@@ -132,17 +134,19 @@ class Pipeline:
         thread.start()
         return thread
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Face] | str]:
-        """The faces of each image, or for an image the detector fails on, the reason as a string."""
+    def detect(self, images: list[np.ndarray], min_score: float | None = None) -> list[list[Face] | str]:
+        """The faces of each image (scoring at least `min_score`, default the detector's own), or for an image
+        the detector fails on, the reason as a string."""
         if not images:
             return []
+        options = {} if min_score is None else {"min_score": min_score}
         try:
-            return list(self.detector.detect(images))
+            return list(self.detector.detect(images, **options))
         except Exception:  # one odd photo should not sink its batch: find it by detecting one at a time
             out: list[list[Face] | str] = []
             for image in images:
                 try:
-                    out.append(self.detector.detect([image])[0])
+                    out.append(self.detector.detect([image], **options)[0])
                 except Exception as e:
                     out.append(f"face detection failed ({type(e).__name__}: {e})")
             return out
@@ -454,8 +458,9 @@ def reembed_stale(gallery: Gallery, pipeline: Pipeline, progress: bool = False) 
 
 
 def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[EnrollItem | str]:
-    """For each photo, its main face (largest, nearest the centre) embedded as an EnrollItem, or the reason
-    there is none. All photos are detected together and all chosen faces embedded in one call."""
+    """For each photo, its main face (largest, nearest the centre; the likeliest face where none reaches the
+    detector's score, `models.detect.MAIN_FACE_MIN_SCORE`) embedded as an EnrollItem, or the reason there is
+    none. All photos are detected together and all chosen faces embedded in one call."""
     out: list[EnrollItem | str] = []
     photos: list[tuple[int, ReadPhoto]] = []
     for p in paths:
@@ -465,14 +470,14 @@ def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[EnrollItem | s
             out.append("")  # filled below
         except ImageError as e:
             out.append(reason_of(e, p))
-    detected = pipeline.detect([ph.image for _, ph in photos])
+    detected = pipeline.detect([ph.image for _, ph in photos], min_score=MAIN_FACE_MIN_SCORE)
     chosen: list[tuple[int, ReadPhoto, Face]] = []
     for (slot, ph), faces in zip(photos, detected):
         if isinstance(faces, str):
             out[slot] = faces
             continue
         h, w = ph.image.shape[:2]
-        face = main_face(faces, w, h)
+        face = main_face(faces, w, h, pipeline.detector.min_score)
         if face is None:
             out[slot] = "no face found"
             continue

@@ -28,6 +28,7 @@ class ModelSettings:
     min_face_px: int
     min_score: float
     max_batch_pixels: int
+    graphs_dir: str | None = None  # where MTCNN's built graphs are kept (Config.graphs_dir)
 
 
 _pipeline = None  # the worker's own Pipeline, built once by _start
@@ -42,7 +43,8 @@ def _start(settings: ModelSettings) -> None:
     from indexer.pipeline import Pipeline
     from models.extractor import Extractor
 
-    detector = Detector(max_side=settings.max_side, min_face_px=settings.min_face_px, min_score=settings.min_score)
+    detector = Detector(max_side=settings.max_side, min_face_px=settings.min_face_px, min_score=settings.min_score,
+                        graph_cache=Path(settings.graphs_dir) if settings.graphs_dir else None)
     _pipeline = Pipeline(detector, Extractor(settings.model_path), max_batch_pixels=settings.max_batch_pixels)
 
 

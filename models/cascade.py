@@ -14,12 +14,13 @@ after O-Net.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from models import runtime
-from models.graphs import mtcnn_graph
+from models.graphs import cached_mtcnn_graph
 
 PNET_THRESHOLD, RNET_THRESHOLD, ONET_THRESHOLD = 0.6, 0.7, 0.8
 PNET_NMS_SCALE, PNET_NMS_ALL, RNET_NMS, ONET_NMS = 0.5, 0.7, 0.7, 0.7
@@ -31,10 +32,10 @@ PNET_MIN_SIDE = 11  # P-Net's valid convolutions leave one output cell at 11 px,
 class Cascade:
     """The three networks, loaded once; `detect` takes equal-size uint8 RGB images."""
 
-    def __init__(self):
-        self.pnet = runtime.session(mtcnn_graph("pnet"))
-        self.rnet = runtime.session(mtcnn_graph("rnet"))
-        self.onet = runtime.session(mtcnn_graph("onet"))
+    def __init__(self, graph_cache: Path | None = None):
+        """`graph_cache`: a folder where the networks' ONNX graphs are kept once built (`cached_mtcnn_graph`);
+        None builds them in memory."""
+        self.pnet, self.rnet, self.onet = (_session(name, graph_cache) for name in ("pnet", "rnet", "onet"))
         # The pyramid's area resizes run on one core each; two at a time took 15 ms instead of 23 for the
         # eleven levels of a 1280x720 copy on this project's 2-core machine.
         self._resizers = ThreadPoolExecutor(max(1, runtime.threads()), thread_name_prefix="facesearch-pyramid")
@@ -97,6 +98,16 @@ class Cascade:
         rows = np.concatenate([shift_boxes(rows, offsets), points], axis=1)
         rows = rows[rows[:, 5] > ONET_THRESHOLD]
         return nms(rows, ONET_NMS, overlap="min")
+
+
+def _session(name: str, graph_cache: Path | None):
+    """A session of one network, from its kept graph; a kept graph ONNX Runtime cannot load is built again."""
+    try:
+        return runtime.session(cached_mtcnn_graph(name, graph_cache))
+    except Exception:
+        if graph_cache is None:
+            raise
+        return runtime.session(cached_mtcnn_graph(name, graph_cache, rebuild=True))
 
 
 def normalised(pixels: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.align import ARCFACE_112, ChipGeometry, align, centre_face
-from models.detect import Detector, main_face
+from models.detect import MAIN_FACE_MIN_SCORE, Detector, main_face
 from models.faces import Box, Face
 from models.image import ImageError, read_image
 
@@ -46,14 +46,15 @@ def chip_photos(paths: list[Path], detector: Detector, canvas: int = 0,
     reasons = [why for _, why in decoded]
     placed = [on_canvas(img, canvas) for img in images]
     offsets = [offset for _, offset in placed]
-    found_faces = detector.detect([board for board, _ in placed])
+    # each photo is about one face: the likeliest below the detector's score is taken where none reaches it
+    found_faces = detector.detect([board for board, _ in placed], min_score=MAIN_FACE_MIN_SCORE)
     chips = np.zeros((len(paths), geometry.size, geometry.size, 3), np.uint8)
     found = np.zeros(len(paths), bool)
     scores = np.zeros(len(paths), np.float32)
     for i, (img, faces, (ox, oy)) in enumerate(zip(images, found_faces, offsets)):
         h, w = img.shape[:2]
         shifted = [shift_face(f, -ox, -oy) for f in faces]
-        face = main_face(shifted, w, h) if not reasons[i] else None
+        face = main_face(shifted, w, h, detector.min_score) if not reasons[i] else None
         if face is None:
             reasons[i] = reasons[i] or "no face found by MTCNN; chip cut from the centre of the photo"
             face = centre_face(w, h)

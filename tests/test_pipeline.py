@@ -46,14 +46,15 @@ class CountingDetector:
 
     def __init__(self, detector, fail_on: int | None = None):
         self.detector = detector
+        self.min_score = detector.min_score
         self.fail_on = fail_on
         self.calls = 0
 
-    def detect(self, images):
+    def detect(self, images, min_score=None):
         self.calls += 1
         if self.calls == self.fail_on:
             raise KeyboardInterrupt
-        return self.detector.detect(images)
+        return self.detector.detect(images, min_score)
 
 
 class RecordingDetector:
@@ -61,11 +62,12 @@ class RecordingDetector:
 
     def __init__(self, detector):
         self.detector = detector
+        self.min_score = detector.min_score
         self.pixels: list[int] = []
 
-    def detect(self, images):
+    def detect(self, images, min_score=None):
         self.pixels.append(sum(image.shape[0] * image.shape[1] for image in images))
-        return self.detector.detect(images)
+        return self.detector.detect(images, min_score)
 
 
 def vectors_in_id_order(g: Gallery) -> np.ndarray:
