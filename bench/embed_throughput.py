@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10, help="rounds (default 10)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="the LFW View 2 chip cache (default: the one of the shipped extractor's chip geometry, "
-                         "~/.cache/facesearch/chips/lfw-view2-dlib150)")
+                         "~/.cache/facesearch/chips/lfw-view2-dlib150-2)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--profile", action="store_true", help="where the time goes, by kind of operation")
     args = ap.parse_args()

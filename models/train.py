@@ -54,10 +54,17 @@ def geometry_of(backbone: str):
     return DLIB_150 if backbone == "dlib" else ARCFACE_112
 
 
+# Caches for the dlib-based extractor cut since the detector keeps landmark fractions and a photo of one face
+# takes its likeliest face below the detection score (2026-12-03, `models/detect.py`) carry this suffix, so
+# that a cache cut before (rounded landmarks, 8 LFW photos without a face instead of 3) is not read as one.
+DETECTION_REVISION = "2"
+
+
 def cache_name(dataset: str, geometry) -> str:
     """The chip cache folder of a dataset ("train", "lfw-view2") for a chip geometry: the baseline's keeps the
-    plain name its caches always had."""
-    return dataset if geometry.name == "arcface112" else f"{dataset}-{geometry.name}"
+    plain name its caches always had (its networks were trained on chips from rounded landmarks); the dlib
+    geometry's names carry `DETECTION_REVISION`."""
+    return dataset if geometry.name == "arcface112" else f"{dataset}-{geometry.name}-{DETECTION_REVISION}"
 
 
 @dataclass(frozen=True)
