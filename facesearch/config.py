@@ -1,10 +1,11 @@
 """Configuration: one frozen dataclass rooted at the home folder. This is the only module that reads the
 environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
-file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), and for the
-training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data), and FACESEARCH_CACHE (where
-aligned-chip caches and MTCNN's built graphs go, default ~/.cache/facesearch). For tests only: FACESEARCH_TRACE, a file to which
-`index` appends one line per step it finishes (see `indexer.pipeline.index_paths`), and FACESEARCH_TRACE_HOLD,
-the start of a step's text at which `index` then pauses, so that a test can kill it exactly there."""
+file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), FACESEARCH_CACHE
+(where MTCNN's built graphs and the toolkit's aligned-chip caches go, default ~/.cache/facesearch), and for the
+training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data). For tests only: FACESEARCH_TRACE,
+a file to which `index` appends one line per step it finishes (see `indexer.pipeline.index_paths`), and
+FACESEARCH_TRACE_HOLD, the start of a step's text at which `index` then pauses, so that a test can kill it
+exactly there."""
 from __future__ import annotations
 
 import os
