@@ -29,10 +29,10 @@ from facesearch.errors import (
     ModelNotFound, NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
 )
 from indexer import (
-    PHOTO_SUFFIXES, CheckReport, Counts, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport, count_rows, enroll_photos,
-    check_gallery, index_paths, is_photo, reembed_stale, repair_index, scan,
+    PHOTO_SUFFIXES, CheckReport, Counts, EnrolCheck, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport,
+    check_gallery, count_rows, enroll_photos, index_paths, is_photo, reembed_stale, repair_index, scan,
 )
-from indexer.library import match_people, nearest_person, rejections
+from indexer.library import faces_named, match_people, nearest_person
 from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor, enroll_people, reason_of
 from models.extractor import ModelInfo
@@ -367,18 +367,22 @@ def check_name(name: str) -> str:
 
 
 def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
-           extractor: FaceExtractor | None = None, on_wait: Callable[[str], None] | None = None) -> EnrollReport:
+           extractor: FaceExtractor | None = None, on_wait: Callable[[str], None] | None = None,
+           force: bool = False) -> EnrollReport:
     """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`, creating the person.
 
-    Photos that cannot be read or show no face are reported in `failed` and skipped. NoFaceFound when no
-    photo gave a face (then nothing is written).
+    Photos that cannot be read or show no face are reported in `failed` and skipped. Each new face is
+    questioned (`indexer.library.enrolment_doubts`, at the verification threshold in force): one in doubt is
+    reported in `refused` and not enrolled, or with `force` enrolled and reported in `doubted`. NoFaceFound
+    when no photo gave a face (then nothing is written).
     """
     name = check_name(name)
     paths = _existing(photos)
     extractor = extractor or load_extractor(config)
+    check = EnrolCheck(_threshold(config, extractor), config.k, force)
     with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
-        report = enroll_photos(gallery, _pipeline(config, detector, extractor), name, paths)
-    if not report.added and not report.skipped:
+        report = enroll_photos(gallery, _pipeline(config, detector, extractor), name, paths, check)
+    if not report.added and not report.skipped and not report.refused:
         reasons = "\n".join(f"  {p}: {r}" for p, r in report.failed)
         raise NoFaceFound(f"no face to enroll {name} from:\n{reasons}\n"
                           "Use photos where the face is at least 20 pixels wide and turned to the camera.")
@@ -387,12 +391,12 @@ def enroll(name: str, photos: Sequence[str | Path], config: Config, *, detector:
 
 def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector | None = None,
                    extractor: FaceExtractor | None = None, on_wait: Callable[[str], None] | None = None,
-                   progress: bool = False) -> list[EnrollReport]:
+                   progress: bool = False, force: bool = False) -> list[EnrollReport]:
     """Enroll one person per subfolder of `root` (the subfolder's name is the person's name) from the photos
     inside it. A person for whom no photo gave a face is reported with only failures; nothing is written.
     Photos of consecutive people are detected and embedded together (see `enroll_people`), so a folder of
     thousands of people with a photo or two each goes as fast as indexing. With `progress`, a bar counts
-    photos on stderr when it is a terminal."""
+    photos on stderr when it is a terminal. New faces are questioned as `enroll` questions them."""
     (root,) = _existing([root])
     if not root.is_dir():
         raise PhotoNotFound(f"{root}: not a folder. --folders wants a folder with one subfolder per person.")
@@ -410,8 +414,9 @@ def enroll_folders(root: str | Path, config: Config, *, detector: FaceDetector |
             empty[n] = EnrollReport(name, (), (), ((str(folder), "no photos in this folder"),))
     extractor = extractor or load_extractor(config)
     pipeline = _pipeline(config, detector, extractor)
+    check = EnrolCheck(_threshold(config, extractor), config.k, force)
     with _gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait) as gallery:
-        enrolled = iter(enroll_people(gallery, pipeline, people, progress=progress))
+        enrolled = iter(enroll_people(gallery, pipeline, people, progress=progress, check=check))
     return [empty[n] if n in empty else next(enrolled) for n in range(len(folders))]
 
 
@@ -527,24 +532,14 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
                    far, extractor.version)
 
 
-def _sightings(gallery: Gallery, name: str, threshold: float) -> list[Sighting]:
-    """Gallery photos with a face nearer than `threshold` to one of `name`'s reference faces, nearest first.
-    Faces given to someone else, or rejected for `name`, are left out."""
-    _, vectors = gallery.vectors_of(name)
-    if len(vectors) == 0:
-        return []
-    best: dict[int, float] = {}
-    for ids, distances in gallery.index.within(vectors, threshold):
-        for i, d in zip(ids.tolist(), distances.tolist()):
-            if d < best.get(i, np.inf):
-                best[i] = d
-    stored = gallery.faces(best)
-    rejected = rejections(gallery, best)
+def _sightings(gallery: Gallery, name: str, threshold: float, k: int,
+               person_of: dict[int, str] | None = None) -> list[Sighting]:
+    """Gallery photos with a face the naming rule names `name` (`indexer.library.faces_named`: exactly the
+    faces `who` and `export` call `name`), nearest first, one entry per photo (its nearest such face)."""
+    named = faces_named(gallery, name, threshold, k, person_of)
     per_photo: dict[str, Sighting] = {}
-    for face_id, face in stored.items():
-        if face.kind != INDEXED_FACE or face.person not in (None, name) or name in rejected.get(face_id, ()):
-            continue
-        d = best[face_id]
+    for face_id, face in gallery.faces(named).items():
+        d = named[face_id]
         if face.photo_path not in per_photo or d < per_photo[face.photo_path].distance:
             per_photo[face.photo_path] = Sighting(face.photo_path, face.box, d, face_id)
     return sorted(per_photo.values(), key=lambda s: (s.distance, s.photo))
@@ -560,8 +555,9 @@ def _unknown_person(gallery: Gallery, name: str) -> UnknownPerson:
 
 
 def search(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> list[Sighting]:
-    """Every gallery photo where `name` appears (a face nearer than the threshold to one of their enrolled
-    faces), nearest first, one entry per photo."""
+    """Every gallery photo where `name` appears (a face the naming rule gives `name`: given to them, or nearer
+    than the threshold to one of their reference faces and to no one else's), nearest first, one entry per
+    photo."""
     _require_database(config)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=False) as gallery:
@@ -573,7 +569,7 @@ def search(name: str, config: Config, *, extractor: FaceExtractor | None = None)
         if len(gallery.vectors_of(name)[0]) == 0:
             raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}.\n"
                                 "Run: facesearch reindex")
-        return _sightings(gallery, name, _threshold(config, extractor))
+        return _sightings(gallery, name, _threshold(config, extractor), config.k)
 
 
 def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[PersonSummary]:
@@ -583,7 +579,9 @@ def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[Pe
     extractor = extractor or load_extractor(config)
     threshold = _threshold(config, extractor)
     with _gallery(config, extractor.info, create=False) as gallery:
-        return [PersonSummary(p.name, p.enrolled_faces, len(_sightings(gallery, p.name, threshold)), p.given_faces)
+        person_of = gallery.person_faces()
+        return [PersonSummary(p.name, p.enrolled_faces,
+                              len(_sightings(gallery, p.name, threshold, config.k, person_of)), p.given_faces)
                 for p in gallery.people()]
 
 

@@ -71,6 +71,12 @@ class Failure(click.ClickException):
     exit_code = 2
 
 
+class Refused(click.ClickException):
+    """Work left undone on purpose (an enrolment in doubt): `Error: message`, exit code 1."""
+
+    exit_code = 1
+
+
 def reports_errors(command):
     """Turn the library's named errors into a message on stderr and exit code 2."""
 
@@ -208,36 +214,53 @@ cli.add_command(reindex, name="reembed")
 @click.argument("photos", nargs=-1, type=EXISTING_PHOTO, metavar="[PHOTO...]")
 @click.option("--folders", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A folder with one subfolder of photos per person, named after them.")
+@click.option("--force", is_flag=True,
+              help="Enroll faces in doubt too (far from the person's other faces, or nearer to someone else's); "
+                   "they are still listed.")
 @click.pass_obj
 @reports_errors
-def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: Path | None) -> None:
+def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: Path | None, force: bool) -> None:
     """Enroll a person from photos of their face.
 
     The main face (largest, nearest the centre) of each PHOTO becomes one of NAME's faces. Three to five
     photos from different days work best. Or, with --folders DIR, enroll one
     person per subfolder of DIR.
 
+    Each new face is checked first: a face farther from NAME's other faces than the verification threshold,
+    or nearer to another person's faces than to NAME's, is not enrolled (the message gives the distances)
+    unless --force is given. A wrong enrolment is undone with `facesearch move FACE unknown` or
+    `facesearch reject FACE NAME` (face ids: `facesearch export`).
+
     \b
     Example:
         facesearch enroll "Ada Lovelace" ada1.jpg ada2.jpg ada3.jpg
         facesearch enroll --folders people/     # people/Ada/*.jpg, people/Bob/*.jpg
+        facesearch enroll --force "Ada Lovelace" ada_as_a_child.jpg
     """
     if folders is not None:
         if name or photos:
             raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
-        reports = api.enroll_folders(folders, config, on_wait=note, progress=True)
+        reports = api.enroll_folders(folders, config, on_wait=note, progress=True, force=force)
     else:
         if not name or not photos:
             raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
-        reports = [api.enroll(name, photos, config, on_wait=note)]
+        reports = [api.enroll(name, photos, config, on_wait=note, force=force)]
     for r in reports:
         if r.added or r.skipped:
             click.echo(f"enrolled {r.name}: {len(r.added)} new faces" +
                        (f", {len(r.skipped)} already enrolled" if r.skipped else ""))
+        elif r.refused:
+            note(f"warning: {r.name} not enrolled: every face was in doubt")
         else:
             note(f"warning: {r.name} not enrolled: no photo gave a face")
         for path, reason in r.skipped + r.failed:
             note(f"  skipped {path}: {reason}")
+        for path, reason in r.refused:
+            note(f"  not enrolled, in doubt: {path}: {reason} (enroll it with --force if it is {r.name})")
+        for path, reason in r.doubted:
+            note(f"  enrolled though in doubt (--force): {path}: {reason}")
+    if any(r.refused for r in reports):
+        raise Refused(f"{sum(len(r.refused) for r in reports)} faces in doubt were not enrolled: see above")
     if not any(r.added or r.skipped for r in reports):
         raise Failure("no one was enrolled: no photo gave a face")
 
@@ -647,7 +670,9 @@ def move(config: Config, face_ids: tuple[int, ...], person: str) -> None:
     """Give faces to a person, or to no one (NAME `unknown`).
 
     FACE is a face id, as `who --json`, `search --json`, `clusters --json` and `export` show them. A face
-    taken from someone is remembered as not them, so a match never gives it back to them.
+    taken from someone is remembered as not them, so a match never gives it back to them. Enrolled faces
+    move too: a face enrolled under the wrong name is mended by moving it to the right person, or to
+    `unknown` (it stays stored, no one's reference face, until its photo is enrolled again).
 
     \b
     Example:
@@ -666,8 +691,8 @@ def move(config: Config, face_ids: tuple[int, ...], person: str) -> None:
 def reject(config: Config, face_ids: tuple[int, ...], person: str) -> None:
     """Say that faces are not NAME: no command names them NAME again.
 
-    `who`, `search`, `export` and `cluster` respect it from then on; a face given to NAME is taken back.
-    Undo it by moving the face to NAME (facesearch move FACE NAME).
+    `who`, `search`, `export` and `cluster` respect it from then on; a face given to NAME, or enrolled as
+    NAME, is taken back. Undo it by moving the face to NAME (facesearch move FACE NAME).
 
     \b
     Example:

@@ -6,8 +6,8 @@ from indexer.gallery import (
     StoredFace, count_rows,
 )
 from indexer.pipeline import (
-    DEFAULT_BATCH_SIZE, EnrollReport, IndexReport, Pipeline, ReadPhoto, ReembedReport, enroll_photos, index_paths,
-    read_photo, reason_of, reembed_stale,
+    DEFAULT_BATCH_SIZE, EnrolCheck, EnrollReport, IndexReport, Pipeline, ReadPhoto, ReembedReport, enroll_photos,
+    index_paths, read_photo, reason_of, reembed_stale,
 )
 from indexer.scan import PHOTO_SUFFIXES, Scan, hash_file, is_photo, scan
 from indexer.vectors import EXACT, IvfStep, Scale, Sidecar, VectorIndex, from_bytes, to_bytes
@@ -15,8 +15,8 @@ from indexer.vectors import EXACT, IvfStep, Scale, Sidecar, VectorIndex, from_by
 __all__ = [
     "CheckReport", "check_gallery", "read_saved_index", "repair_index",
     "BatchWrite", "Counts", "EmbeddedFace", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
-    "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrollReport", "IndexReport", "Pipeline",
-    "ReadPhoto", "ReembedReport", "enroll_photos", "index_paths", "read_photo", "reason_of", "reembed_stale",
-    "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo", "scan", "EXACT", "IvfStep", "Scale", "Sidecar", "VectorIndex",
+    "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrolCheck", "EnrollReport", "IndexReport",
+    "Pipeline", "ReadPhoto", "ReembedReport", "enroll_photos", "index_paths", "read_photo", "reason_of",
+    "reembed_stale", "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo", "scan", "EXACT", "IvfStep", "Scale", "Sidecar", "VectorIndex",
     "from_bytes", "to_bytes",
 ]

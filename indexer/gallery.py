@@ -420,6 +420,17 @@ class Gallery:
                 if existing:
                     skipped.append((item.path, f"its face is already enrolled as {existing[0]}"))
                     continue
+                # an enrolment undone by `move FACE unknown` or `reject` left its face stored with no person:
+                # enrolling the photo again gives that face back instead of storing a second one
+                orphan = s.scalar(select(FaceRow).where(FaceRow.photo_id == photo.id, FaceRow.kind == ENROLLED_FACE,
+                                                        FaceRow.person_id.is_(None),
+                                                        FaceRow.model_version == self.model.version))
+                if orphan is not None:
+                    orphan.person_id = person.id
+                    s.execute(delete(RejectionRow).where(RejectionRow.face_id == orphan.id,
+                                                         RejectionRow.person_id == person.id))
+                    added.append(item.path)
+                    continue
                 row = _face_row(item.face, self.model.version, ENROLLED_FACE)
                 row.photo_id = photo.id
                 row.person_id = person.id

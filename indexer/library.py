@@ -2,9 +2,19 @@
 corrections users make (a face moved to a person, a face that is not a person, two people merged).
 
 A person is a set of reference faces: their enrolled faces, and the gallery faces given to them (by naming a
-cluster, or by moving a face). A gallery face without a person is named at query time by the nearest reference
-face under the threshold (`match_people`), except that a face is never named after a person it was rejected
-for. Every write here is one transaction; none changes a vector, so the FAISS index is left as it is.
+cluster, or by moving a face). Every write here is one transaction; none changes a vector, so the FAISS index
+is left as it is.
+
+The naming rule, the one way a face gets a name, used by `who`, `search`, `people` and `export` alike
+(`match_people`; `faces_named` lists the faces it gives one name):
+
+1. A face that has a person (an enrolled face, or a gallery face given to someone) is that person's.
+2. Any other face is named after the person who owns its nearest reference face, when that face is nearer than
+   the threshold in force, passing over the people the face was rejected for (`facesearch reject`, or a
+   `move` away from them).
+3. Otherwise it is no one's (`unknown`).
+
+So a face is under at most one name, and `search NAME` lists exactly the faces `who` and `export` call NAME.
 """
 from __future__ import annotations
 
@@ -16,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db import (
-    ENROLLED_FACE, INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, PersonRow, PhotoRow, RejectionRow,
+    INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, PersonRow, PhotoRow, RejectionRow,
 )
 from indexer.gallery import Gallery, person_row
 from indexer.vectors import from_bytes
@@ -103,11 +113,13 @@ def rejections(gallery: Gallery, face_ids: Iterable[int]) -> dict[int, set[str]]
 def match_people(gallery: Gallery, vectors: np.ndarray, threshold: float, k: int,
                  face_ids: Sequence[int | None] | None = None,
                  person_of: dict[int, str] | None = None) -> list[Match]:
-    """Name each vector after the person whose reference face is nearest, when nearer than `threshold`.
+    """The naming rule (module docstring) for each vector: the person of a stored face that has one, else the
+    person whose reference face is nearest, when nearer than `threshold`.
 
     `face_ids` are the stored faces the vectors belong to (None for a face that is not stored, e.g. in a
-    photo that is not indexed): a stored face is never named after a person it was rejected for.
-    `person_of` (face id -> name of every reference face) may be passed when the caller has it already.
+    photo that is not indexed): a stored face with a person is that person's (distance 0), and is never named
+    after a person it was rejected for. `person_of` (face id -> name of every reference face) may be passed
+    when the caller has it already.
     """
     person_of = gallery.person_faces() if person_of is None else person_of
     vectors = np.asarray(vectors, np.float32).reshape(-1, gallery.model.dim)
@@ -122,10 +134,73 @@ def match_people(gallery: Gallery, vectors: np.ndarray, threshold: float, k: int
         distances, ids = gallery.index.search(vectors[start:start + 1024], k, among=among)
         for row, (d, i) in enumerate(zip(distances, ids)):
             face_id = face_ids[start + row] if face_ids is not None else None
+            if face_id is not None and face_id in person_of:  # rule 1: a face with a person is theirs
+                matches.append(Match(person_of[face_id], 0.0, person_of[face_id]))
+                continue
             nearest, distance = nearest_person(d, i, person_of, rejected.get(face_id, set()))
             name = nearest if distance is not None and distance < threshold else None
             matches.append(Match(name, distance, nearest))
     return matches
+
+
+def faces_named(gallery: Gallery, name: str, threshold: float, k: int,
+                person_of: dict[int, str] | None = None) -> dict[int, float]:
+    """Every gallery face (not enrolled) that the naming rule names `name`, with its distance (0 for a face
+    given to them).
+
+    The candidates are the faces nearer than `threshold` to one of `name`'s reference faces (no other face
+    can be named after them); each is then named by `match_people`, as `who` would name it, and kept when the
+    name is `name`: a candidate nearer to someone else's reference face is theirs, not `name`'s."""
+    person_of = gallery.person_faces() if person_of is None else person_of
+    _, references = gallery.vectors_of(name)
+    if len(references) == 0:
+        return {}
+    near: set[int] = set()
+    for ids, _ in gallery.index.within(references, threshold):
+        near.update(ids.tolist())
+    stored = gallery.faces(near)
+    candidates = np.array(sorted(i for i, f in stored.items() if f.kind == INDEXED_FACE), np.int64)
+    ids, vectors = gallery.stored_vectors(candidates)
+    if len(ids) == 0:
+        return {}
+    matches = match_people(gallery, vectors, threshold, k, ids.tolist(), person_of)
+    return {int(i): float(m.distance) for i, m in zip(ids, matches) if m.name == name}
+
+
+def enrolment_doubts(gallery: Gallery, name: str, vectors: np.ndarray, threshold: float, k: int) -> list[str]:
+    """Why each of these new faces of `name` may not be `name` ("" where nothing is in doubt), for `enroll`.
+
+    A face is in doubt when the nearest of `name`'s other faces (their reference faces already stored, and the
+    other new faces) is at `threshold` or farther, or when another person's reference face is nearer to it
+    than any face of `name`; with no other face of `name` to compare with, when another person's face is
+    nearer than `threshold`. `threshold` is the verification threshold: the distance under which two faces
+    are taken for one person."""
+    vectors = np.asarray(vectors, np.float32).reshape(-1, gallery.model.dim)
+    if len(vectors) == 0:
+        return []
+    _, own = gallery.vectors_of(name)
+    person_of = {i: n for i, n in gallery.person_faces().items() if n != name}
+    others: list[tuple[str | None, float | None]] = [(None, None)] * len(vectors)
+    if person_of:
+        among = np.fromiter(person_of, np.int64)
+        distances, ids = gallery.index.search(vectors, min(k, len(among)), among=among)
+        others = [nearest_person(d, i, person_of) for d, i in zip(distances, ids)]
+    doubts = []
+    for j, v in enumerate(vectors):
+        mates = np.concatenate([own, np.delete(vectors, j, axis=0)])
+        d_own = float(np.min(1.0 - mates @ v)) if len(mates) else None
+        other, d_other = others[j]
+        if d_other is not None and d_own is not None and d_other < d_own:
+            doubts.append(f"nearer to {other}'s faces ({d_other:.3f}) than to {name}'s other faces ({d_own:.3f})")
+        elif d_own is not None and d_own >= threshold:
+            doubts.append(f"{d_own:.3f} from the nearest of {name}'s other faces, beyond the threshold "
+                          f"{threshold:.3f} under which two faces are taken for one person")
+        elif d_own is None and d_other is not None and d_other < threshold:
+            doubts.append(f"{d_other:.3f} from {other}'s faces, under the threshold {threshold:.3f}: "
+                          f"{other} under another name?")
+        else:
+            doubts.append("")
+    return doubts
 
 
 # -- clusters ----------------------------------------------------------------------------------------------------
@@ -255,17 +330,14 @@ def _faces_or_fail(s: Session, face_ids: Sequence[int]) -> list[FaceRow]:
 def move_faces(gallery: Gallery, face_ids: Sequence[int], name: str | None) -> Named:
     """Give these faces to `name` (created if new), or, with None, to no one. Each face leaves its cluster,
     and the person it belonged to before is remembered as a person it is not (so that it is never named
-    after them again by a match); a rejection of the face for `name` is withdrawn. An enrolled face cannot
-    be given to no one: it would no longer be anybody's reference (forget its person instead)."""
+    after them again by a match); a rejection of the face for `name` is withdrawn. An enrolled face given to
+    no one stays stored (with its photo) but is no one's reference face any more: the way to undo a wrong
+    enrolment without forgetting the person; giving it to someone makes it theirs again."""
     face_ids = list(dict.fromkeys(int(i) for i in face_ids))
     with gallery.session() as s, s.begin():
         rows = _faces_or_fail(s, face_ids)
         person, created = person_row(s, name, create=True) if name is not None else (None, False)
         target = person.id if person is not None else None
-        enrolled = [r.id for r in rows if r.kind == ENROLLED_FACE and target is None]
-        if enrolled:
-            raise LibraryError(f"face {enrolled[0]} is an enrolled face: give it to another person, or remove its "
-                               "person with facesearch forget")
         moved = 0
         for r in rows:
             if r.person_id is not None and r.person_id != target:
@@ -281,18 +353,15 @@ def move_faces(gallery: Gallery, face_ids: Sequence[int], name: str | None) -> N
 
 
 def reject_faces(gallery: Gallery, face_ids: Sequence[int], name: str) -> int:
-    """Record that these faces are not `name`; a face given to `name` is taken from them. Returns how many
-    rejections are new. An enrolled face of `name` cannot be rejected (move it to the right person)."""
+    """Record that these faces are not `name`; a face given to `name`, or enrolled as `name`, is taken from
+    them (an enrolled face stays stored, no one's reference, until it is moved to the right person). Returns
+    how many rejections are new."""
     face_ids = list(dict.fromkeys(int(i) for i in face_ids))
     with gallery.session() as s, s.begin():
         rows = _faces_or_fail(s, face_ids)
         person, _ = person_row(s, name, create=False)
         if person is None:
             raise LibraryError(f"no one named {name!r} is enrolled or named: facesearch people lists everyone")
-        for r in rows:
-            if r.person_id == person.id and r.kind == ENROLLED_FACE:
-                raise LibraryError(f"face {r.id} is one of {name}'s enrolled faces: move it to the right person "
-                                   f"(facesearch move {r.id} NAME)")
         new = 0
         for r in rows:
             if r.person_id == person.id:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from db import ENROLLED, FAILED
 from indexer.gallery import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome
+from indexer.library import enrolment_doubts
 from indexer.scan import hash_file, scan
 from models.align import align
 from models.detect import MAIN_FACE_MIN_SCORE, main_face
@@ -106,6 +107,19 @@ class EnrollReport:
     added: tuple[str, ...]  # photos whose face was enrolled
     skipped: tuple[tuple[str, str], ...]  # (path, reason): already enrolled
     failed: tuple[tuple[str, str], ...]  # (path, reason): unreadable, or no face found
+    refused: tuple[tuple[str, str], ...] = ()  # (path, why): a face in doubt (`EnrolCheck`), not enrolled
+    doubted: tuple[tuple[str, str], ...] = ()  # (path, why): a face in doubt, enrolled all the same (forced)
+
+
+@dataclass(frozen=True)
+class EnrolCheck:
+    """How `enroll` questions a new face (`indexer.library.enrolment_doubts`): against the verification
+    `threshold`, among each person's `k` nearest reference faces; with `force`, a face in doubt is enrolled
+    and reported, else it is refused."""
+
+    threshold: float
+    k: int = 50
+    force: bool = False
 
 
 class Pipeline:
@@ -489,16 +503,18 @@ def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[EnrollItem | s
     return out
 
 
-def enroll_photos(gallery: Gallery, pipeline: Pipeline, name: str, paths: Sequence[Path]) -> EnrollReport:
+def enroll_photos(gallery: Gallery, pipeline: Pipeline, name: str, paths: Sequence[Path],
+                  check: EnrolCheck | None = None) -> EnrollReport:
     """Enroll the main face (largest, nearest the centre) of each photo as a face of `name`.
 
-    The person is created with the first face; when no photo gives a face, nothing is written.
+    The person is created with the first face; when no photo gives a face, nothing is written. With `check`,
+    each new face is questioned first (`EnrolCheck`).
     """
-    return enroll_people(gallery, pipeline, [(name, paths)])[0]
+    return enroll_people(gallery, pipeline, [(name, paths)], check=check)[0]
 
 
 def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[str, Sequence[Path]]],
-                  progress: bool = False) -> list[EnrollReport]:
+                  progress: bool = False, check: EnrolCheck | None = None) -> list[EnrollReport]:
     """`enroll_photos` for each (name, photos) of `people`, one report each, in order.
 
     The photos of consecutive people are detected and embedded together, `pipeline.batch_size` at a time (a
@@ -516,7 +532,7 @@ def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[s
     def write_finished(upto: int) -> None:
         # people are queued in order, so everyone before `upto` with no photo left is complete
         while len(reports) < upto and left[len(reports)] == 0:
-            reports.append(_enroll_one(gallery, people[len(reports)][0], outcomes[len(reports)]))
+            reports.append(_enroll_one(gallery, people[len(reports)][0], outcomes[len(reports)], check))
 
     bar = tqdm(total=len(queue), unit="photo", desc="enrolling", file=sys.stderr,
                disable=None if progress else True)  # None: drawn only when stderr is a terminal
@@ -535,10 +551,19 @@ def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[s
     return reports
 
 
-def _enroll_one(gallery: Gallery, name: str, outcomes: list[tuple[Path, EnrollItem | str]]) -> EnrollReport:
+def _enroll_one(gallery: Gallery, name: str, outcomes: list[tuple[Path, EnrollItem | str]],
+                check: EnrolCheck | None = None) -> EnrollReport:
     items = [o for _, o in outcomes if isinstance(o, EnrollItem)]
     failed = tuple((str(p), o) for p, o in outcomes if isinstance(o, str))
+    doubts: list[tuple[str, str]] = []
+    if items and check is not None:
+        why = enrolment_doubts(gallery, name, np.stack([i.face.vector for i in items]), check.threshold, check.k)
+        doubts = [(i.path, w) for i, w in zip(items, why) if w]
+        if not check.force:
+            items = [i for i, w in zip(items, why) if not w]
+    refused = () if check is None or check.force else tuple(doubts)
+    doubted = tuple(doubts) if check is not None and check.force else ()
     if not items:
-        return EnrollReport(name, (), (), failed)
+        return EnrollReport(name, (), (), failed, refused, doubted)
     result = gallery.enroll(name, items)
-    return EnrollReport(name, result.added, result.skipped, failed)
+    return EnrollReport(name, result.added, result.skipped, failed, refused, doubted)

@@ -432,8 +432,12 @@ def test_organise_a_library_cluster_name_and_corrections_that_stick(home, tmp_pa
     assert bad.exit_code == 2 and "no face with id 999999" in bad.stderr
     bad = run(own, "name", 999999, "X")
     assert bad.exit_code == 2 and "no cluster 999999" in bad.stderr
+    # an enrolled face given to no one is no one's reference face any more (the enrolment undone)
+    before = {p["name"]: p["enrolled_faces"] for p in json_lines(run(own, "people", "--json").stdout)}
     enrolled_face = json_lines(run(own, "who", lfw_photos(ENROLLED[-1])[0], "--json").stdout)[0]["face_id"]
-    bad = run(own, "move", enrolled_face, "unknown")
-    assert bad.exit_code == 2 and "is an enrolled face" in bad.stderr
+    undone = run(own, "move", enrolled_face, "unknown")
+    assert undone.exit_code == 0 and "moved 1 faces to unknown" in undone.stdout, undone.output
+    after = {p["name"]: p["enrolled_faces"] for p in json_lines(run(own, "people", "--json").stdout)}
+    assert after[ENROLLED[-1]] == before[ENROLLED[-1]] - 1
     bad = run(own, "name", left[0]["cluster"], "unknown")
     assert bad.exit_code == 2 and "choose another name" in bad.stderr

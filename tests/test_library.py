@@ -173,15 +173,20 @@ def test_moving_faces_between_people_sticks(gallery):
     assert gallery.person_faces()[wrong] == "Ann"
 
 
-def test_an_enrolled_face_cannot_be_given_to_no_one_or_rejected_for_its_person(gallery):
-    item = EnrollItem("e" * 64, "/enroll/ann.jpg", 100, 160, 160, embedded(ANN, 500))
-    gallery.enroll("Ann", [item])
-    (enrolled,) = gallery.person_faces()
-    with pytest.raises(LibraryError, match="is an enrolled face"):
-        move_faces(gallery, [enrolled], None)
-    with pytest.raises(LibraryError, match="one of Ann's enrolled faces"):
-        reject_faces(gallery, [enrolled], "Ann")
-    assert gallery.person_faces() == {enrolled: "Ann"}
+def test_a_wrong_enrolment_is_undone_by_move_or_reject_and_the_face_kept(gallery):
+    """An enrolled face given to no one, or rejected for its person, is no one's reference face any more but
+    stays stored; enrolling its photo again gives the same face back."""
+    items = [EnrollItem(c * 64, f"/enroll/ann{n}.jpg", 100, 160, 160, embedded(ANN, 500 + n))
+             for n, c in enumerate("ef")]
+    gallery.enroll("Ann", items)
+    first, second = sorted(gallery.person_faces())
+    move_faces(gallery, [first], None)
+    assert reject_faces(gallery, [second], "Ann") == 1
+    assert gallery.person_faces() == {}
+    assert set(gallery.faces([first, second])) == {first, second}  # both still stored
+    assert {p.name: p.enrolled_faces for p in gallery.people()} == {"Ann": 0}
+    gallery.enroll("Ann", items[:1])
+    assert gallery.person_faces() == {first: "Ann"}  # the stored face, not a new one
 
 
 def test_merging_people_moves_their_faces_and_corrections(gallery):
