@@ -73,7 +73,7 @@ from composed import default_data, machine
 
 from models.clustering import cluster_vectors
 from models.extractor import DEFAULT_MODEL, read_info
-from models.metrics import bcubed, open_set
+from models.metrics import bcubed, open_set, threshold_for_fpir
 
 FACESEARCH, PEER = "facesearch", "face_recognition"
 PEER_TOLERANCE = 0.6  # face_recognition's documented default: Euclidean distance on its raw vectors
@@ -314,6 +314,56 @@ def identification(vectors: np.ndarray, p: dict[str, np.ndarray], threshold: flo
     return result
 
 
+# galleries of 10, 100 and 1,000 people, each drawn several times (seeded) from the 1,680 with two photos or more
+GALLERY_SIZES = {10: 40, 100: 10, 1000: 4}  # size -> draws
+TARGET_FPIR = 0.01  # the share of strangers `who` lets through as someone by default (Config.stranger_rate)
+
+
+def by_gallery_size(vectors: np.ndarray, p: dict[str, np.ndarray], threshold_of: Callable[[int], float],
+                    seed: int = 0) -> list[dict]:
+    """Open-set identification in galleries of GALLERY_SIZES people (one photo each, the first), drawn at
+    random: the known probes are the other photos of the people drawn, the strangers every photo of everyone
+    else (the one-photo people, and the people with two or more who were not drawn). For each size, the
+    threshold `threshold_of(size)`; measured, pooled over the draws: the share of strangers named as someone
+    (false positive identification rate, FPIR) and of known probes named right (detection and identification
+    rate, DIR)."""
+    rng = np.random.default_rng(seed)
+    person = p["person"]
+    eligible = person[p["gallery"]]
+    out = []
+    for size, draws in GALLERY_SIZES.items():
+        if size > len(eligible):
+            continue
+        threshold = threshold_of(size)
+        strangers = named = known = right = 0
+        for _ in range(draws):
+            chosen = rng.choice(len(eligible), size=size, replace=False)
+            gallery_rows = p["gallery"][chosen]
+            inside = np.isin(person, person[gallery_rows])
+            known_rows = p["known"][inside[p["known"]]]
+            stranger_rows = np.concatenate([p["unknown"], p["known"][~inside[p["known"]]],
+                                            p["gallery"][np.setdiff1d(np.arange(len(eligible)), chosen)]])
+            d, _ = nearest(vectors[stranger_rows], vectors[gallery_rows])
+            strangers += len(d)
+            named += int((d < threshold).sum())
+            d, j = nearest(vectors[known_rows], vectors[gallery_rows])
+            known += len(d)
+            right += int(((d < threshold) & (person[gallery_rows][j] == person[known_rows])).sum())
+        out.append({"people": size, "draws": draws, "threshold": float(threshold), "strangers": strangers,
+                    "fpir": named / strangers, "known": known, "dir": right / known})
+    return out
+
+
+def size_table(tools: dict[str, dict]) -> str:
+    lines = ["| tool | gallery | draws | threshold | strangers named (FPIR) | known probes named right (DIR) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in tools.items():
+        for row in r.get("by_gallery_size", []):
+            lines.append(f"| {name} | {row['people']:,} people | {row['draws']} | {row['threshold']:.4f} "
+                         f"| {100 * row['fpir']:.2f} % of {row['strangers']:,} | {pct(row['dir'])} of {row['known']:,} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # reporting
 
@@ -433,6 +483,13 @@ def main() -> None:
         report["seconds"][f"sweep {tool}"] = round(time.perf_counter() - start, 1)
 
         start = time.perf_counter()
+        if tool == PEER:  # its one documented tolerance, whatever the gallery's size
+            record["by_gallery_size"] = by_gallery_size(vectors, p, lambda size: threshold)
+        else:  # the engine's rule for `who` (facesearch/api.py, `open_set_threshold`), one face per person
+            curve = info.extra.get("far_curve")
+            if curve:
+                record["by_gallery_size"] = by_gallery_size(
+                    vectors, p, lambda size: threshold_for_fpir(curve, TARGET_FPIR, size)[0])
         record["open_set"] = identification(vectors, p, threshold)
         if tool == PEER:
             record["open_set_native_euclidean"] = identification(raw, p, PEER_TOLERANCE, euclidean=True)
@@ -445,6 +502,9 @@ def main() -> None:
     print(main_table(report["tools"]))
     print()
     print(detail_table(report["tools"]))
+    print(f"\nGalleries of one photo per person, drawn at random; facesearch at the threshold `who` takes for "
+          f"{100 * TARGET_FPIR:.0f} % of strangers named, face_recognition at its tolerance:\n")
+    print(size_table(report["tools"]))
     for name, r in report["tools"].items():
         e = r["embedding"]
         print(f"{name}: no face found in {e['no_face']:,} of {e['photos']:,} photos; embedded now {e['embedded_now']:,}, "

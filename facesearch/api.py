@@ -123,6 +123,8 @@ class Status:
     counts: Counts
     failures: tuple[tuple[str, str], ...]  # (path, reason)
     note: str | None = None  # what to do about the state, if anything
+    naming_threshold: float | None = None  # what `who` and `search` name faces with (`open_set_threshold`)
+    naming_means: str | None = None  # that threshold and what it means, in words
 
 
 # -- models, loaded once per process -------------------------------------------------------------------------------
@@ -258,6 +260,66 @@ def threshold_in_use(config: Config, extractor: FaceExtractor) -> tuple[float, f
 
 def _threshold(config: Config, extractor: FaceExtractor) -> float:
     return threshold_in_use(config, extractor)[0]
+
+
+@dataclass(frozen=True)
+class OpenSetThreshold:
+    """The threshold `who`, `search`, `people` and `export` name faces with, and what it means."""
+
+    threshold: float
+    stranger_rate: float | None  # the share of strangers it names as someone (None: not known)
+    references: int  # reference faces a stranger is compared with
+    people: int
+    source: str  # how it was chosen
+
+    def describe(self) -> str:
+        """One line for the user: the threshold and what it means."""
+        if self.stranger_rate is None:
+            return f"threshold {self.threshold:.4f} ({self.source})"
+        return (f"threshold {self.threshold:.4f}: about {100 * self.stranger_rate:g} % of strangers named as one of "
+                f"{self.people} people ({self.references} reference faces); {self.source}")
+
+
+def open_set_threshold(config: Config, extractor: FaceExtractor, references: int, people: int) -> OpenSetThreshold:
+    """The threshold for naming faces among `people` with `references` reference faces in all (README,
+    "Strangers"). A threshold for one comparison lets strangers through once per reference face, so it is
+    chosen for `config.stranger_rate` of strangers named as someone, from the model's false-accept curve
+    (`models.metrics.threshold_for_fpir`): the more reference faces, the stricter. `--threshold` overrides
+    it; a calibration on the user's own photos caps it (the stricter of the two); a model without a curve
+    (one trained before the curve was measured) keeps its one-to-one threshold."""
+    from models.metrics import threshold_for_fpir
+
+    if config.threshold is not None:
+        return OpenSetThreshold(config.threshold, None, references, people, "given by hand")
+    curve = extractor.info.extra.get("far_curve")
+    one_to_one, _, source = threshold_in_use(config, extractor)
+    if not curve:
+        return OpenSetThreshold(one_to_one, None, references, people,
+                                f"{source} one-to-one threshold: the model has no false-accept curve")
+    threshold, _ = threshold_for_fpir(curve, config.stranger_rate, references)
+    source = f"from the model's false-accept curve ({curve.get('identities', '?')} held-out people)"
+    from facesearch.toolkit import read_calibration
+
+    cal = read_calibration(config.home, extractor.version)
+    if cal is not None and cal.threshold < threshold:
+        threshold, source = cal.threshold, f"capped by your calibration ({cal.created})"
+    return OpenSetThreshold(threshold, config.stranger_rate, references, people, source)
+
+
+def naming_threshold(config: Config, *, extractor: FaceExtractor | None = None) -> OpenSetThreshold | None:
+    """The threshold `who` and `search` use in this home now (None when the home has no database yet)."""
+    if not _has_database(config):
+        return None
+    extractor = extractor or load_extractor(config)
+    with _gallery(config, extractor.info, create=False) as gallery:
+        return _naming_threshold(config, extractor, gallery)
+
+
+def _naming_threshold(config: Config, extractor: FaceExtractor, gallery: Gallery,
+                      person_of: dict[int, str] | None = None) -> OpenSetThreshold:
+    """`open_set_threshold` for the reference faces of `gallery` (under the current model)."""
+    person_of = gallery.person_faces() if person_of is None else person_of
+    return open_set_threshold(config, extractor, len(person_of), len(set(person_of.values())))
 
 
 def _existing(paths: Sequence[str | Path]) -> list[Path]:
@@ -434,11 +496,11 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
     paths = _existing(photos)
     _require_database(config)
     extractor = extractor or load_extractor(config)
-    threshold = _threshold(config, extractor)
     with _gallery(config, extractor.info, create=False) as gallery:
         person_of = gallery.person_faces()
         if not person_of:
             _no_people(gallery, config)
+        threshold = _naming_threshold(config, extractor, gallery, person_of).threshold
         pipeline = _pipeline(config, detector, extractor)
         answers: list[PhotoAnswer] = []
         for first in range(0, len(paths), config.batch_size):
@@ -569,7 +631,7 @@ def search(name: str, config: Config, *, extractor: FaceExtractor | None = None)
         if len(gallery.vectors_of(name)[0]) == 0:
             raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}.\n"
                                 "Run: facesearch reindex")
-        return _sightings(gallery, name, _threshold(config, extractor), config.k)
+        return _sightings(gallery, name, _naming_threshold(config, extractor, gallery).threshold, config.k)
 
 
 def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[PersonSummary]:
@@ -577,9 +639,9 @@ def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[Pe
     if not _has_database(config):
         return []
     extractor = extractor or load_extractor(config)
-    threshold = _threshold(config, extractor)
     with _gallery(config, extractor.info, create=False) as gallery:
         person_of = gallery.person_faces()
+        threshold = _naming_threshold(config, extractor, gallery, person_of).threshold
         return [PersonSummary(p.name, p.enrolled_faces,
                               len(_sightings(gallery, p.name, threshold, config.k, person_of)), p.given_faces)
                 for p in gallery.people()]
@@ -638,12 +700,13 @@ def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
             note = (f"{counts.stale_faces} faces hold vectors of another extractor and are not searched.\n"
                     "Run: facesearch reindex")
         threshold, far, _ = threshold_in_use(config, extractor)
+        naming = _naming_threshold(config, extractor, gallery)
         index_size = gallery.index.count
         if gallery.rebuilt_because:
             note = gallery.rebuilt_because + ("\n" + note if note else "")
         return Status(config.home, config.db_shown, extractor.version, threshold,
                       far, gallery.index_type, index_size, counts,
-                      tuple(gallery.failures()), note)
+                      tuple(gallery.failures()), note, naming.threshold, naming.describe())
 
 
 @dataclass(frozen=True)
@@ -682,9 +745,10 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
         raise BadOutputPath(f"{out}: exists and is not a folder; export writes several files into a folder")
     _require_database(config)
     extractor = extractor or load_extractor(config)
-    threshold = _threshold(config, extractor)
     version = extractor.version
     with _gallery(config, extractor.info, create=False) as gallery:
+        naming = _naming_threshold(config, extractor, gallery)
+        threshold = naming.threshold
         with gallery.session() as s:
             names = dict(s.execute(select(PersonRow.id, PersonRow.name).order_by(PersonRow.name)).all())
             photos = [dict(photo_id=p.id, path=p.path, sha256=p.sha256, width=p.width, height=p.height,
@@ -720,6 +784,7 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
     people_rows = [dict(person_id=pid, name=name, enrolled_faces=enrolled.get(name, 0),
                         gallery_faces_named=named.get(name, 0)) for pid, name in names.items()]
     about = {"home": str(config.home), "model_version": version, "threshold": threshold,
+             "threshold_means": naming.describe(),
              "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "distance": "cosine distance 1 - a.b"}
     paths = write_export(out, people_rows, photos, faces, about, formats)
     return Exported(tuple(paths), len(people_rows), len(photos), len(faces), matched)

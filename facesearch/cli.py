@@ -54,6 +54,10 @@ EXISTING_PATH = click.Path(exists=True, path_type=Path)
 FACE_IDS = click.argument("face_ids", nargs=-1, required=True, type=click.IntRange(min=1), metavar="FACE...")
 THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default=None,
                          help="Cosine distance under which two faces are one person (default: the model's).")
+STRANGER_RATE = click.option(
+    "--stranger-rate", type=click.FloatRange(1e-6, 0.5), default=None, metavar="RATE",
+    help="Share of strangers that may be named as someone enrolled (default 0.01). The threshold follows from it "
+         "and from how many reference faces are enrolled; --threshold sets one by hand instead.")
 
 
 def _version() -> str:
@@ -100,10 +104,19 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
-def with_threshold(config: Config, threshold: float | None) -> Config:
+def with_threshold(config: Config, threshold: float | None, stranger_rate: float | None = None) -> Config:
+    if stranger_rate is not None:
+        config = replace(config, stranger_rate=stranger_rate)
     if threshold is None:
         return config
     return replace(config, threshold=threshold)
+
+
+def tell_threshold(config: Config) -> None:
+    """Say on stderr which threshold names faces, and what it means (`api.naming_threshold`)."""
+    naming = api.naming_threshold(config)
+    if naming is not None:
+        note(naming.describe())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -275,14 +288,17 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
 @click.option("--annotate", "annotate_to", type=click.Path(path_type=Path), default=None, metavar="OUT",
               help="Write the photo with boxes and names drawn to OUT (a file for one photo, else a folder).")
 @THRESHOLD
+@STRANGER_RATE
 @click.pass_obj
 @reports_errors
 def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, annotate_to: Path | None,
-        threshold: float | None) -> None:
+        threshold: float | None, stranger_rate: float | None) -> None:
     """Name the people in photos.
 
     For each face of each PHOTO: its box (x0 y0 x1 y1, pixels), the enrolled person nearer than the threshold
-    or `unknown`, and the cosine distance to the nearest enrolled person.
+    or `unknown`, and the cosine distance to the nearest enrolled person. The threshold is chosen so that
+    about 1 % of strangers (--stranger-rate) are named as someone, whatever the number of people enrolled;
+    a line on stderr gives it and what it means.
 
     A photo that cannot be read is reported and the others answered; the exit code is then 2.
 
@@ -294,7 +310,9 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    answers = api.who(photos, with_threshold(config, threshold))
+    config = with_threshold(config, threshold, stranger_rate)
+    answers = api.who(photos, config)
+    tell_threshold(config)
     if as_json:
         for a in answers:
             for f in a.faces:
@@ -369,21 +387,25 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo (JSON lines).")
 @THRESHOLD
+@STRANGER_RATE
 @click.pass_obj
 @reports_errors
-def search(config: Config, name: str, as_json: bool, threshold: float | None) -> None:
+def search(config: Config, name: str, as_json: bool, threshold: float | None, stranger_rate: float | None) -> None:
     """List the indexed photos where a person appears.
 
-    Every gallery photo with a face nearer than the threshold to one of NAME's reference faces (enrolled, or
-    given to them by `name` or `move`), nearest first, leaving out faces marked as not NAME (`reject`):
-    cosine distance, path, and the box (x0 y0 x1 y1, pixels) of that face. Exit code 1 when none is found.
+    Every gallery photo with a face that `who` names NAME (nearer than the threshold to one of NAME's
+    reference faces, enrolled or given to them by `name` or `move`, and to no one else's; faces marked as not
+    NAME by `reject` left out), nearest first: cosine distance, path, and the box (x0 y0 x1 y1, pixels) of
+    that face. The threshold is `who`'s (see `facesearch who --help`). Exit code 1 when none is found.
 
     \b
     Example:
         facesearch search "Ada Lovelace"
         facesearch search Ada --json | jq -r .photo
     """
-    found = api.search(name, with_threshold(config, threshold))
+    config = with_threshold(config, threshold, stranger_rate)
+    found = api.search(name, config)
+    tell_threshold(config)
     for s in found:
         if as_json:
             click.echo(json.dumps({"photo": s.photo, "box": s.box.as_list(), "distance": _round(s.distance),
@@ -462,7 +484,8 @@ def status(config: Config, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({
             "home": str(s.home), "db": s.db_url, "model": s.model_version, "threshold": s.threshold,
-            "threshold_far": s.threshold_far, "index_type": s.index_type, "index_size": s.index_size,
+            "threshold_far": s.threshold_far, "naming_threshold": s.naming_threshold,
+            "naming_threshold_means": s.naming_means, "index_type": s.index_type, "index_size": s.index_size,
             "photos": c.photos, "enrolled_photos": c.enrolled_photos, "failed": c.failed, "faces": c.faces,
             "gallery_faces": c.gallery_faces, "stale_faces": c.stale_faces, "people": c.people,
             "clusters": c.clusters, "clustered_faces": c.clustered_faces, "corrections": c.corrections,
@@ -478,8 +501,10 @@ def status(config: Config, as_json: bool) -> None:
     if c.clusters or c.corrections:
         click.echo(f"clusters:  {c.clusters} ({c.clustered_faces} unnamed faces); corrections: {c.corrections}")
     if s.model_version is not None:
-        click.echo(f"model:     {s.model_version} (threshold {s.threshold:.3f} at FAR {s.threshold_far:g})"
+        click.echo(f"model:     {s.model_version} (verify: threshold {s.threshold:.3f} at FAR {s.threshold_far:g})"
                    if s.threshold_far is not None else f"model:     {s.model_version} (threshold {s.threshold:.3f})")
+        if s.naming_means:
+            click.echo(f"naming:    {s.naming_means}")
         click.echo(f"index:     {s.index_type}, {s.index_size} vectors")
     else:
         click.echo("model:     missing")
@@ -832,7 +857,8 @@ def calibrate(config: Config, folder: Path, far: float, dry_run: bool) -> None:
 
     FOLDER holds one subfolder of photos per person (the more people and photos, the better the estimate).
     The threshold, with the true-accept rate measured at it, is stored in the home for the current model;
-    `verify`, `who` and `search` use it until the model changes. `--threshold` still overrides it.
+    `verify` uses it until the model changes, and `who` and `search` take it as a cap on the threshold they
+    choose for a share of strangers. `--threshold` still overrides it.
 
     \b
     Example:

@@ -30,6 +30,7 @@ class Config:
     db_url: str
     model_path: Path = DEFAULT_MODEL
     threshold: float | None = None  # overrides the model's calibrated threshold when set
+    stranger_rate: float = 0.01  # `who` and `search`: the share of strangers they may name as someone
     k: int = 50  # neighbours searched per face by `who`
     batch_size: int = 16  # photos written together (one transaction); large ones are detected in smaller parts
     max_side: int = 1280  # photos are detected on a copy at most this long

@@ -58,7 +58,8 @@ def read_calibration(home: Path, model_version: str) -> Calibration | None:
 def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, store: bool = True,
               max_different: int = 500_000) -> Calibration:
     """Pick the threshold for false-accept rate `far` on a folder with one subfolder of photos per person,
-    measure the true-accept rate there, and (with `store`) save it in `home` so `verify` and `who` use it."""
+    measure the true-accept rate there, and (with `store`) save it in `home` for `verify` (and as a cap on
+    the threshold of `who` and `search`)."""
     from models.chips import chip_photos
     from models.datasets import load_folders
     from models.evaluate import all_pairs

@@ -192,3 +192,60 @@ def open_set(known_distances: np.ndarray, known_correct: np.ndarray, unknown_dis
         "known_probes": int(len(known)),
         "unknown_probes": int(len(unknown)),
     }
+
+
+# False-accept rates at which a calibration records its threshold: 1e-1 down to 1e-6, half a decade apart.
+FAR_GRID = tuple(float(10.0 ** -(k / 2)) for k in range(2, 13))
+
+
+def far_curve(distances: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray, fars=FAR_GRID,
+              rounds: int = 200, seed: int = 0) -> dict:
+    """The threshold at each false-accept rate of `fars`, from the distances of different-identity pairs
+    (`labels_a`, `labels_b`: each pair's two identities), with a 95 % interval from a bootstrap over identities
+    (`identity_bootstrap`). A threshold accepts the pairs strictly below it, as `WeightedTar` does. Returns
+    lists `far`, `threshold`, `low`, `high`, and the counts behind them; `low` is the cautious end (fewer
+    strangers accepted)."""
+    order = np.argsort(np.asarray(distances, np.float64), kind="stable")
+    d = np.asarray(distances, np.float64)[order]
+    la, lb = np.asarray(labels_a)[order], np.asarray(labels_b)[order]
+    fars = np.asarray(fars, np.float64)
+
+    def at(weights: np.ndarray) -> np.ndarray:
+        cum = np.cumsum(weights)
+        k = np.searchsorted(cum, fars * cum[-1] * (1 + 1e-12), side="right")
+        return np.where(k < len(d), d[np.minimum(k, len(d) - 1)], np.inf)
+
+    point = at(np.ones(len(d)))
+    rounds_out = np.stack([at(w) for w in identity_bootstrap(la, lb, rounds, seed)]) if rounds else point[None]
+    low, high = np.percentile(rounds_out, [2.5, 97.5], axis=0)
+    return {"far": fars.tolist(), "threshold": point.tolist(), "low": low.tolist(), "high": high.tolist(),
+            "pairs_different": int(len(d)), "identities": int(len(np.unique(np.concatenate([la, lb])))),
+            "rounds": int(rounds)}
+
+
+def comparisons_far(fpir: float, comparisons: int) -> float:
+    """The false-accept rate per comparison at which a stranger compared with `comparisons` reference faces
+    is taken for someone with probability `fpir`, were the comparisons independent: 1 - (1 - fpir)^(1/n).
+    Faces of one person are alike, so a stranger's comparisons with them are not independent and the true
+    rate is lower: the rule errs on the cautious side (README, "Strangers")."""
+    return 1.0 - (1.0 - fpir) ** (1.0 / max(1, int(comparisons)))
+
+
+def threshold_for_fpir(curve: dict, fpir: float, comparisons: int) -> tuple[float, float]:
+    """(threshold, per-comparison false-accept rate) that names about a share `fpir` of strangers as one of
+    `comparisons` reference faces: `curve` (`far_curve`) at that rate, interpolated on the log of the rate;
+    below the curve's last rate, extended along its last segment (never below 0).
+
+    The curve's point estimate, not the cautious end of its interval: on LFW galleries of 1,000 people the
+    cautious end let 0.31 % of strangers through for a target of 1 % (and named 47 % of known faces against
+    62 %), the point estimate 1.06 % (`bench/library_quality.py`, README "Strangers")."""
+    far = comparisons_far(fpir, comparisons)
+    xs = np.log10(np.asarray(curve["far"], np.float64))[::-1]  # increasing
+    ys = np.asarray(curve["threshold"], np.float64)[::-1]
+    x = np.log10(far)
+    if x >= xs[-1]:
+        return float(ys[-1]), far
+    if x <= xs[0]:
+        slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
+        return float(max(0.0, ys[0] + slope * (x - xs[0]))), far
+    return float(np.interp(x, xs, ys)), far
