@@ -871,6 +871,8 @@ def calibrate(config: Config, folder: Path, far: float, dry_run: bool) -> None:
     click.echo(f"threshold {cal.threshold:.4f} for FAR {far:g}: true-accept rate {100 * cal.tar:.2f} %, "
                f"false-accept rate measured {100 * cal.far_measured:.3f} % "
                f"({cal.people} people, {cal.photos} photos, {cal.pairs_same} same and {cal.pairs_different} different pairs)")
+    click.echo(f"  the estimate at FAR {far:g} is {cal.estimate:.4f}, 95 % interval {cal.interval[0]:.4f} to "
+               f"{cal.interval[1]:.4f} over your {cal.people} people (resampled); the cautious end is kept")
     if cal.note:
         note(f"note: {cal.note}")
     for path in cal.no_face:

@@ -36,6 +36,10 @@ class Calibration:
     no_face: tuple[str, ...]  # photos left out because no face was found
     created: str
     note: str = ""
+    # the threshold at `far` on these photos, and its 95 % interval from a bootstrap over the people; the
+    # stored `threshold` is the interval's cautious end (calibrations from before 2026-12-03: the estimate)
+    estimate: float | None = None
+    interval: tuple[float, float] | None = None
 
     def to_json(self) -> str:
         d = dict(self.__dict__)
@@ -52,6 +56,8 @@ def read_calibration(home: Path, model_version: str) -> Calibration | None:
     if raw.get("model_version") != model_version:
         return None
     raw["no_face"] = tuple(raw.get("no_face", ()))
+    if raw.get("interval") is not None:
+        raw["interval"] = tuple(raw["interval"])
     return Calibration(**raw)
 
 
@@ -59,11 +65,15 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
               max_different: int = 500_000) -> Calibration:
     """Pick the threshold for false-accept rate `far` on a folder with one subfolder of photos per person,
     measure the true-accept rate there, and (with `store`) save it in `home` for `verify` (and as a cap on
-    the threshold of `who` and `search`)."""
+    the threshold of `who` and `search`).
+
+    The threshold at `far` rests on the few different-person pairs nearest together, and so on who happens to
+    be in the folder: it is given a 95 % interval from a bootstrap over the people (`models.metrics.far_curve`),
+    and the interval's cautious end (the lower threshold, fewer false accepts) is the one stored."""
     from models.chips import chip_photos
     from models.datasets import load_folders
     from models.evaluate import all_pairs
-    from models.metrics import roc
+    from models.metrics import far_curve
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -84,15 +94,17 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
     if same.sum() < 1 or (~same).sum() < 1:
         raise CalibrationFailed(f"{folder}: needs at least two photos with a face for one person and two people")
     d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
-    f, t, thresholds = roc(d, same)
-    ok = np.nonzero(f <= far)[0][-1]
+    curve = far_curve(d[~same], labels[a][~same], labels[b][~same], fars=(far,), rounds=200)
+    estimate, low, high = (float(curve[k][0]) for k in ("threshold", "low", "high"))
+    threshold = min(estimate, low)
     note = ""
     if (~same).sum() < 1.0 / far:
         note = f" (only {(~same).sum()} different pairs: too few to measure FAR {far:g} precisely)"
-    cal = Calibration(extractor.version, float(thresholds[ok]), far, float(t[ok]), float(f[ok]),
+    cal = Calibration(extractor.version, threshold, far, float(np.mean(d[same] < threshold)),
+                      float(np.mean(d[~same] < threshold)),
                       int(same.sum()), int((~same).sum()), int(found.sum()), len(set(labels.tolist())),
                       tuple(str(p) for p, ok_ in zip(ds.paths, found) if not ok_),
-                      time.strftime("%Y-%m-%d %H:%M:%S"), note.strip())
+                      time.strftime("%Y-%m-%d %H:%M:%S"), note.strip(), estimate, (low, high))
     if store:
         Path(home).mkdir(parents=True, exist_ok=True)
         tmp = Path(home) / (CALIBRATION_FILE + ".tmp")

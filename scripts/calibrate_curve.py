@@ -1,7 +1,8 @@
 """The shipped extractor's false-accept curve: the threshold at each false-accept rate from 1e-1 to 1e-6, with a
 95 % interval from a bootstrap over identities, measured on every different-person pair of the held-out
-identities. `who` and `search` choose their threshold from its cautious end for a stated share of strangers
-named as someone (`models.metrics.threshold_for_fpir`); `--write` stores it in the model's JSON file.
+identities. `who` and `search` choose their threshold from it for a stated share of strangers named as someone
+(`models.metrics.threshold_for_fpir`). `--write` stores it in the model's JSON file and makes the cautious end
+of the interval at the model's false-accept rate (1e-3) `verify`'s threshold.
 
     python scripts/calibrate_curve.py                  # print the curve (about 2 minutes)
     python scripts/calibrate_curve.py --write          # and store it in models/weights/extractor.json
@@ -83,8 +84,18 @@ def main() -> None:
         meta = weights.with_suffix(".json")
         raw = json.loads(meta.read_text())
         raw["far_curve"] = curve
+        # verify's one-to-one threshold: the cautious end of the interval at the model's false-accept rate
+        at = int(np.argmin(np.abs(np.log10(curve["far"]) - np.log10(raw["threshold_far"]))))
+        if not np.isclose(curve["far"][at], raw["threshold_far"]):
+            sys.exit(f"the curve has no point at the model's FAR {raw['threshold_far']:g}")
+        raw.setdefault("threshold_before_curve", raw["threshold"])
+        raw["threshold"] = curve["low"][at]
+        raw["threshold_estimate"] = curve["threshold"][at]
+        raw["threshold_interval"] = [curve["low"][at], curve["high"][at]]
         meta.write_text(json.dumps(raw, indent=2) + "\n")
-        print(f"\nwrote the curve into {meta}")
+        print(f"\nwrote the curve into {meta}; verify's threshold at FAR {raw['threshold_far']:g} is now the "
+              f"cautious end of its interval, {raw['threshold']:.4f} (estimate {raw['threshold_estimate']:.4f}; "
+              f"before: {raw['threshold_before_curve']:.4f})")
 
 
 if __name__ == "__main__":
