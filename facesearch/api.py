@@ -276,6 +276,9 @@ class OpenSetThreshold:
         """One line for the user: the threshold and what it means."""
         if self.stranger_rate is None:
             return f"threshold {self.threshold:.4f} ({self.source})"
+        if self.references == 0:
+            return (f"threshold {self.threshold:.4f}: no one is enrolled yet; it tightens as reference faces are "
+                    f"added, to keep about {100 * self.stranger_rate:g} % of strangers named as someone")
         return (f"threshold {self.threshold:.4f}: about {100 * self.stranger_rate:g} % of strangers named as one of "
                 f"{self.people} people ({self.references} reference faces); {self.source}")
 

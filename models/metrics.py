@@ -216,8 +216,14 @@ def far_curve(distances: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray,
         return np.where(k < len(d), d[np.minimum(k, len(d) - 1)], np.inf)
 
     point = at(np.ones(len(d)))
-    rounds_out = np.stack([at(w) for w in identity_bootstrap(la, lb, rounds, seed)]) if rounds else point[None]
-    low, high = np.percentile(rounds_out, [2.5, 97.5], axis=0)
+    # a draw of a single person holds no different-person pair: it says nothing and is left out
+    drawn = [at(w) for w in identity_bootstrap(la, lb, rounds, seed) if w.sum() > 0]
+    rounds_out = np.stack(drawn) if drawn else point[None]
+    low, high = point.copy(), point.copy()
+    for c in range(len(fars)):
+        column = rounds_out[:, c][np.isfinite(rounds_out[:, c])]
+        if len(column):
+            low[c], high[c] = np.percentile(column, [2.5, 97.5])
     return {"far": fars.tolist(), "threshold": point.tolist(), "low": low.tolist(), "high": high.tolist(),
             "pairs_different": int(len(d)), "identities": int(len(np.unique(np.concatenate([la, lb])))),
             "rounds": int(rounds)}
