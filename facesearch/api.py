@@ -284,7 +284,7 @@ class OpenSetThreshold:
 
 
 def open_set_threshold(config: Config, extractor: FaceExtractor, references: int, people: int) -> OpenSetThreshold:
-    """The threshold for naming faces among `people` with `references` reference faces in all (README,
+    """The threshold for naming faces among `people` with `references` reference faces in all (docs/library.md,
     "Strangers"). A threshold for one comparison lets strangers through once per reference face, so it is
     chosen for `config.stranger_rate` of strangers named as someone, from the model's false-accept curve
     (`models.metrics.threshold_for_fpir`): the more reference faces, the stricter. `--threshold` overrides
@@ -348,9 +348,12 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     home wait for each other (`on_wait` is told when this one waits), so two never write it at once. With
     `config.workers` above 1, photos are decoded, detected and embedded in that many worker processes
     (`indexer.workers`), and with `config.engine` "ray" by Ray actors (`indexer.ray_engine`); the results
-    are written here either way.
+    are written here either way. A path that does not exist is reported in `failed` (and `missing`), and the
+    others are indexed.
     """
-    paths = _existing(paths)
+    paths = [Path(p).expanduser() for p in paths]
+    if not any(p.exists() for p in paths):
+        _existing(paths)  # nothing to index: the first missing path is the error, and no home is created
     extractor = extractor or load_extractor(config)
     with ExitStack() as stack:
         gallery = stack.enter_context(_gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait))
@@ -494,9 +497,12 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
 
     A person's reference faces are their enrolled faces and the gallery faces given to them. When a photo is
     in the gallery, each face is matched to its stored face (`face_id`), and corrections made to that face are
-    kept: it is never named after a person it was rejected for. A photo that cannot be read gets an answer
-    with `error` set; the others are still answered."""
-    paths = _existing(photos)
+    kept: it is never named after a person it was rejected for. A photo that cannot be read, or a path that
+    does not exist, gets an answer with `error` set; the others are still answered."""
+    given = [Path(p).expanduser() for p in photos]
+    if not any(p.exists() for p in given):
+        _existing(given)  # nothing to answer: the first missing path is the error
+    paths = [p for p in given if p.exists()]
     _require_database(config)
     extractor = extractor or load_extractor(config)
     with _gallery(config, extractor.info, create=False) as gallery:
@@ -505,7 +511,8 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
             _no_people(gallery, config)
         threshold = _naming_threshold(config, extractor, gallery, person_of).threshold
         pipeline = _pipeline(config, detector, extractor)
-        answers: list[PhotoAnswer] = []
+        answers: list[PhotoAnswer] = [PhotoAnswer(p, error="no such file or folder") for p in given
+                                      if not p.exists()]
         for first in range(0, len(paths), config.batch_size):
             chunk = paths[first:first + config.batch_size]
             images, readable, hashes = [], [], []
@@ -535,7 +542,7 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
                         faces.append(FaceAnswer(ef.face.box, m.name or UNKNOWN, m.distance, m.nearest,
                                                 float(ef.face.score), face_id))
                 answers.append(PhotoAnswer(p, tuple(faces)))
-    order = {p: n for n, p in enumerate(paths)}
+    order = {p: n for n, p in enumerate(given)}
     return sorted(answers, key=lambda a: order[a.photo])
 
 
@@ -679,8 +686,16 @@ def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None,
 def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:
     """Counts of photos, failures, faces and people, the model in use and the index; works on an empty home."""
     if not _has_database(config):
-        return Status(config.home, config.db_shown, None, None, None, None, None, Counts(0, 0, 0, 0, 0, 0, 0), (),
-                      note=f"{config.home} holds no database yet: index or enroll to start one.")
+        empty = f"{config.home} holds no database yet: index or enroll to start one."
+        try:
+            extractor = extractor or load_extractor(config)
+        except ModelNotFound as e:
+            return Status(config.home, config.db_shown, None, None, None, None, None, Counts(0, 0, 0, 0, 0, 0, 0),
+                          (), note=f"{empty}\n{e}")
+        threshold, far, _ = threshold_in_use(config, extractor)
+        naming = open_set_threshold(config, extractor, 0, 0)
+        return Status(config.home, config.db_shown, extractor.version, threshold, far, None, None,
+                      Counts(0, 0, 0, 0, 0, 0, 0), (), empty, naming.threshold, naming.describe())
     try:
         extractor = extractor or load_extractor(config)
     except ModelNotFound as e:
@@ -822,6 +837,24 @@ def check(config: Config, *, repair: bool = False, files: bool = True,
 # -- drawing -------------------------------------------------------------------------------------------------------
 
 
+def label_place(box: tuple[int, int, int, int], label_w: int, label_h: int,
+                size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where a face's label goes (x, y, width, height) in a photo of `size` (w, h): above the box when there is
+    room, else below it, else inside its top; moved left, and cut to the photo's width, so that it stays in
+    the photo."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    label_w, label_h = min(label_w, w - 1), min(label_h, h - 1)
+    if y0 - label_h >= 0:
+        y = y0 - label_h
+    elif y1 + label_h <= h - 1:
+        y = y1
+    else:
+        y = max(0, min(y0, h - 1 - label_h))
+    x = max(0, min(x0, w - 1 - label_w))
+    return x, y, label_w, label_h
+
+
 def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
     """Draw each answered photo with its boxes and names; returns the files written.
 
@@ -832,6 +865,9 @@ def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
 
     out = Path(out).expanduser()
     answered = [a for a in answers if a.error is None]
+    if len(answers) > 1 and not out.is_dir() and is_photo(out):
+        raise BadOutputPath(f"{out}: a photo's name, but {len(answers)} photos were asked about: --annotate "
+                            "wants a folder for several photos (it is created)")
     if len(answers) == 1 and not out.is_dir():
         if not is_photo(out):
             raise BadOutputPath(f"{out}: give the annotated photo a photo suffix "
@@ -856,17 +892,21 @@ def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
         draw = ImageDraw.Draw(image)
         side = max(image.size)
         width = max(2, side // 250)
-        font = ImageFont.load_default(size=max(12, side // 45))
         for face in a.faces:
             colour = (40, 200, 60) if face.name != UNKNOWN else (230, 60, 40)
             x0, y0, x1, y1 = face.box.as_list()
             draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
             label = face.name if face.distance is None else f"{face.name} {face.distance:.2f}"
-            left, top, right, bottom = draw.textbbox((x0, y0), label, font=font)
-            lift = bottom - top + 2 * width
-            ty = y0 - lift if y0 - lift >= 0 else y1
-            draw.rectangle([x0, ty, x0 + right - left + 2 * width, ty + lift], fill=colour)
-            draw.text((x0 + width, ty + width - (top - y0)), label, fill=(255, 255, 255), font=font)
+            # the largest font (up to a 45th of the photo's side) whose label fits across the photo
+            for size in range(max(12, side // 45), 5, -1):
+                font = ImageFont.load_default(size=size)
+                left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+                if right - left + 2 * width <= image.size[0]:
+                    break
+            lx, ly, lw, lh = label_place((x0, y0, x1, y1), right - left + 2 * width, bottom - top + 2 * width,
+                                         image.size)
+            draw.rectangle([lx, ly, lx + lw, ly + lh], fill=colour)
+            draw.text((lx + width - left, ly + width - top), label, fill=(255, 255, 255), font=font)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
         try:

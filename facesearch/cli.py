@@ -50,6 +50,7 @@ Environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB
 (SQLAlchemy URL, default sqlite:///HOME/facesearch.db), FACESEARCH_MODEL."""
 
 EXISTING_PHOTO = click.Path(exists=True, dir_okay=False, path_type=Path)
+SKIPPED_SHOWN = 20  # files that are not photos, named by `index` before "and N more"
 EXISTING_PATH = click.Path(exists=True, path_type=Path)
 FACE_IDS = click.argument("face_ids", nargs=-1, required=True, type=click.IntRange(min=1), metavar="FACE...")
 THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default=None,
@@ -112,6 +113,11 @@ def with_threshold(config: Config, threshold: float | None, stranger_rate: float
     return replace(config, threshold=threshold)
 
 
+def on_terminal() -> bool:
+    """Whether stdout is a terminal: headers are printed for a reader, not into a pipe or a file."""
+    return sys.stdout.isatty()
+
+
 def tell_threshold(config: Config) -> None:
     """Say on stderr which threshold names faces, and what it means (`api.naming_threshold`)."""
     naming = api.naming_threshold(config)
@@ -144,7 +150,7 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=EXISTING_PATH, metavar="PATH...")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH...")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="Advanced: photos written together, one transaction each (default 16). Large photos are "
                    "decoded and detected a few at a time (two parts of at most 50 megapixels held), whatever N is.")
@@ -167,7 +173,8 @@ def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, worke
 
     PATH... are folders (searched recursively) or single photos. Photos already indexed are recognised by
     their content and not read again, even when moved or renamed.
-    Photos that cannot be read are reported, recorded (see `status`) and skipped.
+    Photos that cannot be read are reported, recorded (see `status`) and skipped; files that are not photos
+    are named; a PATH that does not exist is reported and the others indexed (exit code 2 at the end).
 
     \b
     Example:
@@ -186,12 +193,22 @@ def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, worke
         click.echo(f"already indexed: {report.already + report.moved} photos ({report.moved} moved or renamed)")
     if report.reembedded:
         click.echo(f"re-embedded with the current model: {report.reembedded} photos")
+    if report.photos_found == 0 and not report.missing:
+        from indexer.scan import PHOTO_SUFFIXES
+
+        note(f"no photos found in {', '.join(map(str, paths))} (photos are {', '.join(sorted(PHOTO_SUFFIXES))})")
     if report.skipped:
         click.echo(f"not photos, skipped: {report.skipped} files")
+        for path in report.skipped_files[:SKIPPED_SHOWN]:
+            click.echo(f"  {path}")
+        if report.skipped > SKIPPED_SHOWN:
+            click.echo(f"  ... and {report.skipped - SKIPPED_SHOWN} more")
     if report.failed:
         click.echo(f"failed: {len(report.failed)} photos")
         for path, reason in report.failed:
             click.echo(f"  {path}: {reason}")
+    if report.missing:
+        sys.exit(2)
 
 
 @cli.command()
@@ -279,7 +296,8 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
 
 
 @cli.command()
-@click.argument("photos", nargs=-1, required=True, type=EXISTING_PHOTO, metavar="PHOTO...")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path),
+                metavar="PHOTO...")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per face (JSON lines): photo, box, name, distance, score, nearest, face_id "
                    "(the stored face, for move and reject; null when the photo is not indexed).")
@@ -300,7 +318,8 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
     about 1 % of strangers (--stranger-rate) are named as someone, whatever the number of people enrolled;
     a line on stderr gives it and what it means.
 
-    A photo that cannot be read is reported and the others answered; the exit code is then 2.
+    A photo that cannot be read, or a path that does not exist, is reported and the others answered; the exit
+    code is then 2.
 
     \b
     Example:
@@ -327,6 +346,8 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
                                  f.nearest or ""])
         click.echo(buffer.getvalue(), nl=False)
     else:
+        if on_terminal() and any(a.faces for a in answers):
+            click.echo(f"  {'box (x0 y0 x1 y1)':<22}  {'name':<24} distance")
         for a in answers:
             if a.error is None:
                 click.echo(f"{a.photo}: {len(a.faces)} face{'' if len(a.faces) == 1 else 's'}")
@@ -377,9 +398,10 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
         }))
     else:
         verdict = "same person" if v.same else "different people"
-        sign = "<" if v.same else ">="
-        source = "set by hand" if v.far is None else f"calibrated for FAR {v.far:g}"
-        click.echo(f"{verdict}: distance {v.distance:.3f} {sign} threshold {v.threshold:.3f} ({source})")
+        where = "under" if v.same else "not under"
+        meaning = ("set by hand" if v.far is None
+                   else f"the threshold for 1 false accept in {1 / v.far:,.0f} comparisons of two different people")
+        click.echo(f"{verdict}: distance {v.distance:.3f}, {where} {v.threshold:.3f}, {meaning}")
     sys.exit(0 if v.same else 1)
 
 
@@ -406,6 +428,8 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None, st
     config = with_threshold(config, threshold, stranger_rate)
     found = api.search(name, config)
     tell_threshold(config)
+    if found and not as_json and on_terminal():
+        click.echo(f"{'distance':<8}  photo  box (x0 y0 x1 y1)")
     for s in found:
         if as_json:
             click.echo(json.dumps({"photo": s.photo, "box": s.box.as_list(), "distance": _round(s.distance),
@@ -505,7 +529,8 @@ def status(config: Config, as_json: bool) -> None:
                    if s.threshold_far is not None else f"model:     {s.model_version} (threshold {s.threshold:.3f})")
         if s.naming_means:
             click.echo(f"naming:    {s.naming_means}")
-        click.echo(f"index:     {s.index_type}, {s.index_size} vectors")
+        if s.index_type is not None:
+            click.echo(f"index:     {s.index_type}, {s.index_size} vectors")
     else:
         click.echo("model:     missing")
     if s.failures:

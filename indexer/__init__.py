@@ -17,6 +17,6 @@ __all__ = [
     "BatchWrite", "Counts", "EmbeddedFace", "EnrollItem", "EnrollResult", "Gallery", "KnownPhoto", "PersonCount",
     "PhotoOutcome", "StoredFace", "count_rows", "DEFAULT_BATCH_SIZE", "EnrolCheck", "EnrollReport", "IndexReport",
     "Pipeline", "ReadPhoto", "ReembedReport", "enroll_photos", "index_paths", "read_photo", "reason_of",
-    "reembed_stale", "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo", "scan", "EXACT", "IvfStep", "Scale", "Sidecar", "VectorIndex",
-    "from_bytes", "to_bytes",
+    "reembed_stale", "PHOTO_SUFFIXES", "Scan", "hash_file", "is_photo", "scan", "EXACT", "IvfStep", "Scale",
+    "Sidecar", "VectorIndex", "from_bytes", "to_bytes",
 ]

@@ -87,6 +87,9 @@ class IndexReport:
     faces: int  # faces added to the gallery
     skipped: int  # files in the folders that are not photos
     seconds: float
+    skipped_files: tuple[str, ...] = ()  # those files
+    photos_found: int = 0  # photos the scan found under the paths given
+    missing: tuple[str, ...] = ()  # paths given that do not exist (also listed in `failed`)
 
 
 @dataclass(frozen=True)
@@ -369,7 +372,8 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
         gallery.save_index(step)
         step("saved")
     return IndexReport(new, already, moved, reembedded, tuple(failed), faces, found.skipped,
-                       time.monotonic() - start)
+                       time.monotonic() - start, tuple(str(p) for p in found.skipped_files), len(found.photos),
+                       tuple(str(p) for p in found.missing))
 
 
 def faces_of_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]

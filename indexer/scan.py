@@ -19,6 +19,7 @@ class Scan:
     photos: tuple[Path, ...]
     skipped: int  # files in the folders whose suffix is not a photo's
     missing: tuple[Path, ...]  # paths given that do not exist
+    skipped_files: tuple[Path, ...] = ()  # those files, by path
 
 
 def is_photo(path: Path) -> bool:
@@ -30,7 +31,7 @@ def scan(paths: list[Path] | tuple[Path, ...]) -> Scan:
     by name are taken as photos whatever their suffix. Each photo appears once, as an absolute path."""
     photos: list[Path] = []
     seen: set[Path] = set()
-    skipped = 0
+    skipped: list[Path] = []
     missing: list[Path] = []
 
     def take(p: Path) -> None:
@@ -51,12 +52,12 @@ def scan(paths: list[Path] | tuple[Path, ...]) -> Scan:
                     if is_photo(p):
                         take(p)
                     else:
-                        skipped += 1
+                        skipped.append(p.absolute())
         elif given.exists():
             take(given)
         else:
             missing.append(given)
-    return Scan(tuple(photos), skipped, tuple(missing))
+    return Scan(tuple(photos), len(skipped), tuple(missing), tuple(skipped))
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -45,7 +45,7 @@ class IvfStep:
 
 
 # Index type by gallery size, from the table `python bench/faiss_scale.py` prints (quoted with its machine and
-# date in the README, "The index at gallery scale"); rerun it before changing these. The target: under 2 ms
+# date in docs/scaling.md, "The index at gallery scale"); rerun it before changing these. The target: under 2 ms
 # per query at recall@1 0.99 or more at 1M faces. Exact search costs time in proportion to the faces (2.8 ms
 # per query at 100k there, 23 ms at 1M), so it stops at 100k. Above: 8-bit codes in inverted lists, the
 # shortlist re-ranked with the exact vectors. 1,024 lists scanned 128 at a time gave recall@1 0.992 in 0.4 ms

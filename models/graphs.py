@@ -1,7 +1,7 @@
 """The networks as ONNX graphs, so that detecting and embedding run on ONNX Runtime instead of TensorFlow.
 
 TensorFlow takes about 4.5 s to import on this project's 2-core machine, more than the rest of a cold
-`facesearch who` together (README, "Speed"); ONNX Runtime imports in 0.15 s. TensorFlow stays what the
+`facesearch who` together (docs/benchmarks.md, "Speed"); ONNX Runtime imports in 0.15 s. TensorFlow stays what the
 extractor is trained with; these graphs carry the same weights to run time:
 
 - `mtcnn_graph(name)`: MTCNN's P-Net, R-Net or O-Net, built from the weight files that ship inside the `mtcnn`
@@ -513,8 +513,8 @@ def quantize(graph: bytes, sample: np.ndarray, batch: int = 64) -> bytes:
     overflow it. The project's first 8-bit extractor (fs-triplet-20261128-4aea0a17f8-q8) pointed where the
     float network does to a cosine of 0.999 on a VNNI processor but 0.87 on average (0.12 at worst) on an
     AVX2-only one; with 7-bit weights it is 0.9987 (0.9947) there. The workaround is the one ONNX Runtime's
-    quantization guide and OpenVINO's "saturation issue" page give. README, "The model", has the numbers
-    (`scripts/quantization_check.py`)."""
+    quantization guide and OpenVINO's "saturation issue" page give. docs/from-scratch-extractor.md ("Why 7-bit
+    weights") has the numbers (`scripts/quantization_check.py`)."""
     import tempfile
 
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,

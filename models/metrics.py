@@ -233,7 +233,7 @@ def comparisons_far(fpir: float, comparisons: int) -> float:
     """The false-accept rate per comparison at which a stranger compared with `comparisons` reference faces
     is taken for someone with probability `fpir`, were the comparisons independent: 1 - (1 - fpir)^(1/n).
     Faces of one person are alike, so a stranger's comparisons with them are not independent and the true
-    rate is lower: the rule errs on the cautious side (README, "Strangers")."""
+    rate is lower: the rule errs on the cautious side (docs/library.md, "Strangers")."""
     return 1.0 - (1.0 - fpir) ** (1.0 / max(1, int(comparisons)))
 
 
@@ -244,7 +244,7 @@ def threshold_for_fpir(curve: dict, fpir: float, comparisons: int) -> tuple[floa
 
     The curve's point estimate, not the cautious end of its interval: on LFW galleries of 1,000 people the
     cautious end let 0.31 % of strangers through for a target of 1 % (and named 47 % of known faces against
-    62 %), the point estimate 1.06 % (`bench/library_quality.py`, README "Strangers")."""
+    62 %), the point estimate 1.06 % (`bench/library_quality.py`, docs/library.md, "Strangers")."""
     far = comparisons_far(fpir, comparisons)
     xs = np.log10(np.asarray(curve["far"], np.float64))[::-1]  # increasing
     ys = np.asarray(curve["threshold"], np.float64)[::-1]

@@ -16,7 +16,7 @@ augmentation and network, trained far shorter: triplet loss + cosine-margin soft
 - `relation-centred`: the same with the teacher's mean removed in full (strangers at cosine 0, where the
   softmax and triplet terms put them);
 - `position`: distillation of the teacher's embeddings themselves (1 - cos, weight 4) instead of their
-  relations (the first distillation run's term; see the README on why that run was not shipped).
+  relations (the first distillation run's term; see docs/from-scratch-extractor.md on why that run was not shipped).
 
 Each is judged on the validation identities (TAR at FAR 1e-3 and 1e-2 of `calibration.json`), which is what
 choices are made on, and LFW View 2 is reported beside it. Runs embed without flip averaging, so the numbers
@@ -27,7 +27,7 @@ variant's difference is more than chance: `python scripts/compare_extractors.py 
 (a bootstrap over the validation identities).
 
 Before commit cda1685 the base was the wide backbone with relational distillation (variants `recipe` and
-`no-distill`, the README's distillation table); its `no-distill` is this version's `wide`.
+`no-distill`, the distillation table of docs/from-scratch-extractor.md); its `no-distill` is this version's `wide`.
 """
 from __future__ import annotations
 

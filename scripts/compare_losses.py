@@ -5,7 +5,7 @@
 Each loss alone (no softmax term), the same 60/20/20 identity split of `shared/data/train`, the same
 batches (32 identities x 4 photos), steps, seed and learning-rate schedule. For each: training wall time,
 accuracy on the held-out test identities and on LFW View 2 (10 folds), TAR at FAR 1e-3 and 1e-2, AUC.
-Writes RUNS/compare.md (the table the README shows) and RUNS/compare.json.
+Writes RUNS/compare.md (the table docs/from-scratch-extractor.md shows) and RUNS/compare.json.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 # Install facesearch into .venv and run the main job on a small sample of the shared LFW photos:
 # enroll four people (3 photos each), index a gallery of 120 other photos, ask who is in a photo that was
 # not enrolled, find every gallery photo of one person, and show the home's status.
-# Set FACESEARCH_DATA to the shared data folder if it is not ../shared/data; DEMO_DIR to keep the demo files.
+# Set FACESEARCH_DATA to the shared data folder if it is not ../shared/data; DEMO_DIR to choose where the demo
+# files go (default a new temporary folder, kept at the end and named so that it can be used or removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${FACESEARCH_DATA:-$(cd .. && pwd)/shared/data}"
@@ -33,3 +34,15 @@ $FS index "$DEMO/gallery"
 $FS who "$LFW/Tony_Blair/Tony_Blair_0100.jpg" "$LFW/Vladimir_Putin/Vladimir_Putin_0020.jpg"
 $FS search Colin_Powell
 $FS status
+{ set +x; } 2>/dev/null
+
+cat <<END
+
+Right answers: Tony_Blair for the first photo; unknown for the second (Vladimir Putin is not enrolled);
+Colin Powell's gallery photos from search.
+The demo's home (database and index) is kept so that you can go on: $FACESEARCH_HOME
+Its photos are under $DEMO; remove it all with: rm -rf $DEMO
+facesearch is installed in .venv: activate it (. .venv/bin/activate) or call .venv/bin/facesearch, e.g.
+  .venv/bin/facesearch --home $FACESEARCH_HOME who $LFW/Colin_Powell/Colin_Powell_0100.jpg
+  .venv/bin/facesearch --help
+END

@@ -5,7 +5,7 @@
 Enrolls five LFW people (their first four photos each), then asks `who` about ten other photos of each
 (photos 15-24) and one photo each of 30 people with three LFW photos (never enrolled), at the model's
 FAR 1e-2 and FAR 1e-3 thresholds, and at the threshold `who` chooses itself for 1 % of strangers named
-(README, "Strangers"). The same people and photos as tests/test_end_to_end.py.
+(docs/library.md, "Strangers"). The same people and photos as tests/test_end_to_end.py.
 """
 from __future__ import annotations
 

@@ -100,8 +100,9 @@ def test_main_help_documents_exit_codes():
 def test_a_missing_file_is_named_and_exits_2(tmp_path, args):
     missing = tmp_path / "nowhere" / "photo.jpg"
     result = run(tmp_path / "home", *[a.format(missing=missing) for a in args])
-    assert result.exit_code == 2
-    assert "does not exist" in result.stderr and "photo.jpg" in result.stderr
+    assert result.exit_code == 2 and "photo.jpg" in result.stderr
+    assert "does not exist" in result.stderr or "no such file or folder" in result.stderr
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -126,7 +127,15 @@ def test_people_and_status_on_an_empty_home_say_so_and_succeed(tmp_path):
     status = run(home, "status")
     assert status.exit_code == 0
     assert "photos:    0 indexed" in status.stdout and "holds no database yet" in status.stderr
-    assert json.loads(run(home, "status", "--json").stdout)["photos"] == 0
+    as_json = json.loads(run(home, "status", "--json").stdout)
+    assert as_json["photos"] == 0
+    # the shipped model is there before any photo is: status names it, with its thresholds
+    from models.extractor import DEFAULT_MODEL, read_info
+
+    version = read_info(DEFAULT_MODEL).version
+    assert as_json["model"] == version and as_json["threshold"] > 0 and as_json["naming_threshold"] > 0
+    assert f"model:     {version}" in status.stdout and "model:     missing" not in status.stdout
+    assert not home.exists()  # asking never creates a home
 
 
 def test_usage_errors_exit_2(tmp_path, data_dir):
@@ -196,6 +205,57 @@ def test_who_annotates_one_photo_to_a_file_and_several_to_a_folder(small_home, t
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in photos)
     bad = run(small_home, "who", photos[0], "--annotate", tmp_path / "out.txt")
     assert bad.exit_code == 2 and "photo suffix" in bad.stderr
+    # several photos and a photo's name: a folder is wanted, and nothing called `several.jpg` is made
+    several = run(small_home, "who", *photos, "--annotate", tmp_path / "several.jpg")
+    assert several.exit_code == 2 and "wants a folder" in several.stderr
+    assert not (tmp_path / "several.jpg").exists()
+
+
+def test_labels_stay_inside_the_photo(small_home, tmp_path):
+    """A face near the edge of a small photo: its label is moved, and cut to the photo's width if need be."""
+    from PIL import Image
+
+    from facesearch.api import label_place
+
+    for box, label, size in [((0, 0, 40, 40), (90, 20), (60, 60)), ((50, 5, 79, 79), (70, 16), (80, 80)),
+                             ((10, 30, 50, 58), (30, 12), (60, 60)), ((5, 5, 20, 20), (300, 400), (100, 50))]:
+        x, y, w, h = label_place(box, *label, size)
+        assert 0 <= x and x + w <= size[0] - 1 and 0 <= y and y + h <= size[1] - 1, (box, label, size)
+    assert label_place((10, 40, 30, 60), 20, 10, (200, 200)) == (10, 30, 20, 10)  # room above: above
+    # a 48 px corner of an LFW photo, annotated: still written, its size unchanged
+    corner = tmp_path / "corner.png"
+    Image.open(lfw_photos("Hans_Blix")[0]).crop((40, 20, 130, 120)).save(corner)
+    out = tmp_path / "corner-named.png"
+    assert run(small_home, "who", corner, "--annotate", out).exit_code == 0
+    assert Image.open(out).size == (90, 100)
+
+
+def test_a_missing_path_is_one_failure_among_the_answers(small_home, tmp_path):
+    photo = lfw_photos("Hans_Blix")[0]
+    result = run(small_home, "who", photo, tmp_path / "missing.jpg", "--json")
+    assert result.exit_code == 2
+    assert any(json.loads(line)["name"] == "Hans_Blix" for line in result.stdout.splitlines())
+    assert "missing.jpg: no such file" in result.stderr
+    alone = run(small_home, "who", tmp_path / "missing.jpg")
+    assert alone.exit_code == 2 and "no such file" in alone.stderr
+
+    folder = tmp_path / "more"
+    folder.mkdir()
+    shutil.copy(lfw_photos("Hans_Blix")[8], folder)
+    (folder / "notes.txt").write_text("not a photo")
+    indexed = run(small_home, "index", folder, tmp_path / "gone")
+    assert indexed.exit_code == 2, indexed.output
+    assert "indexed 1 new photos" in indexed.stdout and "gone: no such file or folder" in indexed.stdout
+    assert str(folder / "notes.txt") in indexed.stdout  # the file skipped is named
+
+
+def test_index_says_when_a_folder_holds_no_photos(small_home, tmp_path):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "letter.txt").write_text("no photo here")
+    result = run(small_home, "index", folder)
+    assert result.exit_code == 0
+    assert f"no photos found in {folder}" in result.stderr and str(folder / "letter.txt") in result.stdout
 
 
 def test_who_with_no_one_enrolled(tmp_path, data_dir, fake_models):
@@ -240,7 +300,7 @@ def test_verify_exit_codes_with_a_photo_without_a_face(small_home, tmp_path):
     photo = lfw_photos("Hans_Blix")[0]
     same = run(small_home, "verify", photo, photo)
     assert same.exit_code == 0 and same.stdout.startswith("same person: distance 0.000")
-    assert "threshold 0.300" in same.stdout and "FAR" in same.stdout
+    assert "under 0.300, the threshold for 1 false accept in 100 comparisons" in same.stdout
     no_face = run(small_home, "verify", photo, blank)
     assert no_face.exit_code == 2 and "blank.jpg: no face found" in no_face.stderr
     broken = tmp_path / "broken.png"
@@ -315,3 +375,23 @@ def test_a_database_password_is_never_shown(tmp_path):
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "--db", url, "status"])
     assert result.exit_code == 2 and "cannot open the database" in result.output
     assert "s3cret-word" not in result.output and "ada:***@127.0.0.1:1/gallery" in result.output
+
+
+def test_a_reader_at_a_terminal_gets_headed_columns(small_home, monkeypatch):
+    """Headers go to a terminal only: piped output stays one line per answer (--json and --csv are the
+    stable formats for programs)."""
+    from facesearch import cli as cli_module
+
+    photo = lfw_photos("Hans_Blix")[0]
+    piped = run(small_home, "who", photo)
+    assert "box (x0 y0 x1 y1)" not in piped.stdout
+    monkeypatch.setattr(cli_module, "on_terminal", lambda: True)
+    who = run(small_home, "who", photo)
+    assert who.exit_code == 0 and who.stdout.splitlines()[0].split() == ["box", "(x0", "y0", "x1", "y1)", "name",
+                                                                         "distance"]
+    found = run(small_home, "search", "Hans_Blix")
+    assert found.exit_code == 0 and found.stdout.startswith("distance  photo  box (x0 y0 x1 y1)")
+    assert run(small_home, "people").stdout.split()[0] == "name"
+    # and both say which threshold named the faces (the double has no false-accept curve: its own threshold)
+    for result in (who, found):
+        assert "threshold 0.3000 (the model's one-to-one threshold: the model has no false-accept curve)" in result.stderr

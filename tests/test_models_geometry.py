@@ -102,3 +102,18 @@ def test_box_scaling_and_rounding():
     assert b.scaled(2.0) == Box(20.4, 41.2, 60.0, 80.8)
     assert b.as_list() == [10, 21, 30, 40]
     assert abs(b.area - 19.8 * 19.8) < 1e-9
+
+
+def test_the_pixel_limit_is_the_projects_not_pillows(tmp_path):
+    """Pillow warns from 89.5 MP and refuses from 179 MP; the project's limit is 100 MP: a 95 MP photo is read,
+    and one over the limit gets the project's message, whichever side of Pillow's own bound it lies."""
+    from bad_inputs import write_bomb_png
+
+    from models.image import MAX_PIXELS
+
+    write_bomb_png(tmp_path / "95mp.png", side=9747)  # 95.0 MP
+    assert read_image(tmp_path / "95mp.png").shape == (9747, 9747, 3)
+    for side in (10_050, 14_000):  # 101 MP, under Pillow's refusal; 196 MP, over it
+        write_bomb_png(tmp_path / f"{side}.png", side=side)
+        with pytest.raises(ImageError, match=rf"{side}.png: .*over the limit of {MAX_PIXELS:,}"):
+            read_image(tmp_path / f"{side}.png")

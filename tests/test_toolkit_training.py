@@ -56,7 +56,9 @@ def test_chip_cache_is_complete_and_resumable(chips, small_train):
     assert list(load_cache(chips).paths) == photos
 
 
-@pytest.mark.parametrize("loss", ["triplet", "contrastive", "pairs"])
+# The normal run trains the triplet objective; the two others, 20 s each, run with the slow tests
+@pytest.mark.parametrize("loss", ["triplet", pytest.param("contrastive", marks=pytest.mark.slow),
+                                  pytest.param("pairs", marks=pytest.mark.slow)])
 def test_each_objective_trains_and_exports(chips, tmp_path, loss):
     cfg = TrainConfig(chips=str(chips), run=str(tmp_path / loss), loss=loss, steps=6, identities_per_batch=4,
                       photos_per_identity=4, checkpoint_every=3, warmup_steps=2, softmax_weight=0.0,
@@ -68,6 +70,7 @@ def test_each_objective_trains_and_exports(chips, tmp_path, loss):
     assert sorted(np.unique(list(split.values()), return_counts=True)[1]) == [2, 3, 7]  # 60/20/20 of 12
 
 
+@pytest.mark.slow  # 40 s; the normal run resumes the dlib fine-tune (test_the_dlib_port_fine_tunes_...)
 def test_training_resumes_from_its_last_checkpoint(chips, tmp_path):
     base = dict(chips=str(chips), run=str(tmp_path / "r"), steps=4, identities_per_batch=4, photos_per_identity=4,
                 checkpoint_every=2, warmup_steps=1)
@@ -85,6 +88,7 @@ def test_training_resumes_from_its_last_checkpoint(chips, tmp_path):
     assert float(rows[4]["loss"]) != 9.9
 
 
+@pytest.mark.slow  # 40 s; the normal run starts the dlib fine-tune from the port's weights
 def test_a_run_can_start_from_another_runs_weights(chips, tmp_path):
     """--init-from: the new run starts at step 0 from the earlier run's last weights (not from random ones)."""
     import keras
@@ -104,6 +108,7 @@ def test_a_run_can_start_from_another_runs_weights(chips, tmp_path):
               log=lambda m: None)
 
 
+@pytest.mark.slow  # 45 s
 def test_a_run_can_start_from_a_shipped_model(chips, tmp_path):
     """--init-from a folder with extractor.keras and extractor.json (as models/weights is): the backbone's weights
     are the shipped ones, the softmax's classes start at their identities' mean embeddings, and the source's
@@ -172,6 +177,7 @@ def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, 
     assert again["version"] == meta["version"] and again["graph"]["precision"] == QUANT_PRECISION
 
 
+@pytest.mark.slow  # 25 s; tests/test_distill_losses.py checks the distillation terms themselves
 def test_distillation_from_the_dlib_teacher(chips, tmp_path):
     import importlib.util
 
