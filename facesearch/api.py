@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
@@ -35,6 +36,7 @@ from indexer import (
 from indexer.library import faces_named, match_people, nearest_person
 from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor, enroll_people, reason_of
+from indexer.private import create_private_file, loose, private_dir, tighten
 from models.extractor import ModelInfo
 from models.faces import Box
 from models.image import ImageError, read_image
@@ -200,10 +202,35 @@ def _gallery(config: Config, model: ModelInfo, create: bool, writes: bool = Fals
         yield from _open_gallery(config, model, create)
 
 
+class LooseHomeWarning(UserWarning):
+    """A home that users other than its owner may read (the CLI shows it once per command)."""
+
+
+_warned_homes: set[Path] = set()
+
+
+def _warn_if_loose(home: Path) -> None:
+    """Warn, once per home and process, when the home folder or a file in it is open to other users."""
+    if home in _warned_homes:
+        return
+    found = loose(home)
+    if found:
+        _warned_homes.add(home)
+        shown = ", ".join(f"{'the folder' if p == home else p.name} ({m:04o})" for p, m in found[:4])
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        warnings.warn(LooseHomeWarning(
+            f"{home} holds biometric data, but other users may read it: {shown}{more}. "
+            f"Make it private with: facesearch --home {home} check --repair"), stacklevel=3)
+
+
 def _open_gallery(config: Config, model: ModelInfo, create: bool):
     try:
-        if create and config.db_file is not None:
-            config.db_file.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            private_dir(config.home)
+            if config.db_file is not None:
+                private_dir(config.db_file.parent)
+                create_private_file(config.db_file)
+        _warn_if_loose(config.home)
         gallery = Gallery.open(config.db_url, config.index_path, model)
     except ImportError as e:
         raise DatabaseUnavailable(
@@ -814,6 +841,8 @@ class Checked:
 
     report: CheckReport
     repaired_size: int | None = None  # vectors in the rebuilt index; None when not repaired
+    exposed: tuple[tuple[Path, int], ...] = ()  # the home or its files open to other users (path, mode)
+    tightened: tuple[tuple[Path, int], ...] = ()  # those `repair` made private, with their modes before
 
 
 def check(config: Config, *, repair: bool = False, files: bool = True,
@@ -831,7 +860,9 @@ def check(config: Config, *, repair: bool = False, files: bool = True,
     with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
         report = check_gallery(gallery, files=files)
         size = repair_index(gallery) if repair else None
-    return Checked(report, size)
+    exposed = loose(config.home)
+    tightened = tuple(tighten(config.home)) if repair else ()
+    return Checked(report, size, tuple(exposed), tightened)
 
 
 # -- drawing -------------------------------------------------------------------------------------------------------

@@ -113,6 +113,17 @@ def with_threshold(config: Config, threshold: float | None, stranger_rate: float
     return replace(config, threshold=threshold)
 
 
+def show_warnings_as_notes() -> None:
+    """The library's warnings (a home open to other users, `api.LooseHomeWarning`) as `warning: ...` lines on
+    stderr, each once."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        note(f"warning: {message}")
+
+    warnings.showwarning = show
+
+
 def on_terminal() -> bool:
     """Whether stdout is a terminal: headers are printed for a reader, not into a pipe or a file."""
     return sys.stdout.isatty()
@@ -147,6 +158,7 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, model: Path |
         facesearch search Ada --json
     """
     ctx.obj = load_config(home=home, db=db_url, model=model)
+    show_warnings_as_notes()
 
 
 @cli.command()
@@ -579,7 +591,8 @@ def check(config: Config, repair: bool, no_files: bool) -> None:
     Reports face vectors missing from the index or extra in it, a missing or damaged index file, faces with
     vectors of another model (fix: facesearch reindex), and photos whose file is gone or changed (a new
     size, or the same size with other bytes). Other commands rebuild an index that is damaged or out of step
-    on their own; --repair does it now.
+    on their own; --repair does it now. It also reports a home that other users may read (it holds biometric
+    data: the folder should be 0700, its files 0600); --repair makes it private.
 
     \b
     Exit codes: 0 all agree, 1 drift found (also with --repair: it
@@ -614,7 +627,12 @@ def check(config: Config, repair: bool, no_files: bool) -> None:
         click.echo("  photos moved or changed: index their folders again (facesearch index FOLDER)")
     if checked.repaired_size is not None:
         click.echo(f"repaired: the index was rebuilt from the database, {checked.repaired_size} vectors")
-    if r.consistent:
+    modes = ", ".join(f"{p} ({m:04o})" for p, m in checked.exposed)
+    if checked.tightened:
+        click.echo(f"made private (0700 / 0600), other users could read them: {modes}")
+    elif checked.exposed:
+        click.echo(f"private: other users may read {modes}\n  repair: facesearch --home {config.home} check --repair")
+    if r.consistent and not checked.exposed:
         click.echo("consistent: the index and the photo files agree with the database")
     else:
         sys.exit(1)

@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from indexer.private import open_private
+
 PEOPLE_COLUMNS = ["person_id", "name", "enrolled_faces", "gallery_faces_named"]
 PHOTO_COLUMNS = ["photo_id", "path", "sha256", "width", "height", "status", "error", "faces"]
 FACE_COLUMNS = ["face_id", "photo_id", "path", "x0", "y0", "x1", "y1", "score", "kind", "name", "name_source",
@@ -20,10 +22,11 @@ FACE_COLUMNS = ["face_id", "photo_id", "path", "x0", "y0", "x1", "y1", "score", 
 
 
 def write_atomic_text(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` through a temporary file renamed into place."""
+    """Write `text` (UTF-8) to `path` through a temporary file renamed into place, readable by its owner only
+    (0600: an export holds names and face data, `indexer/private.py`)."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temp, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -106,10 +106,10 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
                       tuple(str(p) for p, ok_ in zip(ds.paths, found) if not ok_),
                       time.strftime("%Y-%m-%d %H:%M:%S"), note.strip(), estimate, (low, high))
     if store:
-        Path(home).mkdir(parents=True, exist_ok=True)
-        tmp = Path(home) / (CALIBRATION_FILE + ".tmp")
-        tmp.write_text(cal.to_json())
-        tmp.replace(Path(home) / CALIBRATION_FILE)
+        from facesearch.export import write_atomic_text
+        from indexer.private import private_dir
+
+        write_atomic_text(private_dir(Path(home)) / CALIBRATION_FILE, cal.to_json())  # 0600, as the home's files
     return cal
 
 

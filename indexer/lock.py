@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from indexer.private import open_private, private_dir
+
 LOCK_FILE = "facesearch.lock"
 
 
@@ -20,10 +22,9 @@ def hold_home(home: Path, on_wait: Callable[[str], None] | None = None) -> Itera
 
     When another process holds it, `on_wait` is told once who holds it, and this one waits until it is free.
     """
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(Path(home))
     path = home / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_private(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

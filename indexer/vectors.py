@@ -27,6 +27,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from indexer.private import open_private
+
 EXACT = "IDMap2,FlatIP"  # exact search; the FAISS factory string of a small gallery's index
 _IVF = re.compile(r"IVF(\d+),SQ8")
 
@@ -389,7 +391,7 @@ def write_atomic(path: Path, data: bytes, on_step: Callable[[str], None] | None 
     step = on_step or (lambda _: None)
     tmp = _temp_path(path, os.getpid())
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:  # 0600: indexer/private.py
             half = len(data) // 2
             f.write(data[:half])
             f.flush()
