@@ -304,6 +304,7 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     step(f"scanned {len(found.photos)}")
     new = already = moved = reembedded = faces = 0
     failed: list[tuple[str, str]] = [(str(p), "no such file or folder") for p in found.missing]
+    failed += [(str(p), why) for p, why in found.unreadable]
     seen: set[str] = set()
     loading: threading.Thread | None = None
     bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr,

@@ -1,0 +1,79 @@
+"""`index` on folders that fight back (issue 23, item 4): a symbolic link loop (each folder walked once), a
+folder that cannot be listed, a FIFO and a device (skipped, never opened): each is reported and the photos
+beside it are indexed."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import lfw_photos
+from facesearch.cli import cli
+from indexer.scan import scan
+
+
+def run(home, *args):
+    return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)])
+
+
+@pytest.fixture
+def deadline():
+    """Fail instead of hanging: a test that blocks on a FIFO is stopped after 120 s."""
+    def expired(signum, frame):
+        raise TimeoutError("blocked: index opened something it should have skipped")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_a_symlink_loop_is_walked_once(tmp_path, data_dir, fake_models, deadline):
+    root = tmp_path / "photos"
+    (root / "a" / "b").mkdir(parents=True)
+    shutil.copy(lfw_photos("Hans_Blix")[0], root / "a" / "one.jpg")
+    shutil.copy(lfw_photos("Hans_Blix")[1], root / "a" / "b" / "two.jpg")
+    os.symlink(root, root / "a" / "b" / "up")  # a loop back to the top
+    os.symlink(root / "a", root / "again")  # a second way into a/
+    found = scan([root])
+    assert sorted(p.name for p in found.photos) == ["one.jpg", "two.jpg"] and not found.unreadable
+    result = run(tmp_path / "home", "index", root)
+    assert result.exit_code == 0 and "indexed 2 new photos" in result.stdout, result.output
+
+
+def test_fifos_and_devices_are_skipped_not_opened(tmp_path, data_dir, fake_models, deadline):
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(lfw_photos("Hans_Blix")[0], root / "one.jpg")
+    os.mkfifo(root / "pipe.jpg")  # a photo's name, but opening it would wait for a writer for ever
+    result = run(tmp_path / "home", "index", root, "/dev/zero")  # a device given by name: endless bytes
+    assert result.exit_code == 0, result.output
+    assert "indexed 1 new photos" in result.stdout
+    assert "pipe.jpg: a FIFO, not a photo file: skipped" in result.stdout
+    assert "/dev/zero: a device, not a photo file: skipped" in result.stdout
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_indexed(tmp_path, data_dir, fake_models,
+                                                                        monkeypatch):
+    """Permissions do not stop the superuser these tests may run as, so the refusal is the operating system's
+    answer made by hand: listing `locked/` raises PermissionError, as it does for another user's 0700 folder."""
+    root = tmp_path / "photos"
+    (root / "locked").mkdir(parents=True)
+    shutil.copy(lfw_photos("Hans_Blix")[0], root / "one.jpg")
+    shutil.copy(lfw_photos("Hans_Blix")[1], root / "locked" / "two.jpg")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = run(tmp_path / "home", "index", root)
+    assert result.exit_code == 0, result.output
+    assert "indexed 1 new photos" in result.stdout
+    assert f"{root / 'locked'}: folder not read (Permission denied)" in result.stdout
