@@ -8,10 +8,13 @@ from db.schema import (
     PersonRow, PhotoRow, RejectionRow,
 )
 from db.migrations import SCHEMA_VERSION, SchemaTooNew, schema_version
-from db.session import clear_write_ahead_log, connect, has_tables, session_factory, sqlite_path, sqlite_url
+from db.session import (
+    clear_write_ahead_log, connect, has_tables, session_factory, sqlite_path, sqlite_url, vacuum_deleted_rows,
+)
 
 __all__ = [
     "ENROLLED", "ENROLLED_FACE", "FAILED", "INDEXED", "INDEXED_FACE", "Base", "FaceRow", "ModelRow",
-    "PersonRow", "PhotoRow", "ClusterRow", "ClusterFaceRow", "RejectionRow", "clear_write_ahead_log", "connect", "has_tables", "session_factory", "sqlite_path",
-    "sqlite_url", "SCHEMA_VERSION", "SchemaTooNew", "schema_version",
+    "PersonRow", "PhotoRow", "ClusterRow", "ClusterFaceRow", "RejectionRow", "clear_write_ahead_log", "connect",
+    "has_tables", "session_factory", "sqlite_path", "sqlite_url", "vacuum_deleted_rows", "SCHEMA_VERSION",
+    "SchemaTooNew", "schema_version",
 ]

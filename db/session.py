@@ -1,6 +1,7 @@
 """Connecting to the database: one engine per URL, tables created on first use, SQLite tuned for sharing."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -54,6 +55,21 @@ def clear_write_ahead_log(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def vacuum_deleted_rows(engine: Engine, tables: Sequence[str]) -> str | None:
+    """On PostgreSQL, rewrite `tables` without the row versions a delete left in their files (`VACUUM FULL`:
+    plain VACUUM marks their space free but can leave their bytes); None when done or not needed (SQLite
+    zeroes deleted rows itself), else why it could not be done (the rights it needs, for example)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in tables:
+                conn.exec_driver_sql(f'VACUUM FULL "{table}"')
+    except Exception as e:  # noqa: BLE001 - any refusal is reported, the delete itself is done
+        return str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    return None
 
 
 def has_tables(engine: Engine) -> bool:

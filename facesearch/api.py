@@ -111,6 +111,7 @@ class Forgotten:
     faces: int  # enrolled faces removed from the database and the index
     photos: int  # photos removed that were only used to enroll them
     index_size: int  # vectors left in the index
+    vacuum_problem: str | None = None  # PostgreSQL: why the deleted rows could not be vacuumed out of its files
 
 
 @dataclass(frozen=True)
@@ -707,7 +708,7 @@ def forget(name: str, config: Config, *, extractor: FaceExtractor | None = None,
         removed = gallery.forget(name)
         if removed is None:
             raise _unknown_person(gallery, name)
-        return Forgotten(name, removed[0], removed[1], gallery.index.count)
+        return Forgotten(name, removed[0], removed[1], gallery.index.count, gallery.vacuum_problem)
 
 
 def status(config: Config, *, extractor: FaceExtractor | None = None) -> Status:

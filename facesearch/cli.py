@@ -500,6 +500,10 @@ def forget(config: Config, name: str, yes: bool) -> None:
         click.confirm(f"Forget {p.name} and their {p.enrolled_faces} enrolled faces?", abort=True, err=True)
     gone = api.forget(name, config, on_wait=note)
     click.echo(f"forgot {gone.name}: {gone.faces} enrolled faces removed")
+    if gone.vacuum_problem:
+        note(f"warning: the database could not be vacuumed ({gone.vacuum_problem}): until it is, the deleted rows "
+             f"of {gone.name} stay in its table files. Ask its administrator to run VACUUM FULL on the tables "
+             "people, faces, photos, face_rejections and cluster_faces.")
 
 
 @cli.command()

@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 
 from db import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, ModelRow, PersonRow,
-    PhotoRow, RejectionRow, clear_write_ahead_log, connect, session_factory,
+    PhotoRow, RejectionRow, clear_write_ahead_log, connect, session_factory, vacuum_deleted_rows,
 )
 from indexer.vectors import EXACT, Scale, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
 from models.faces import Box, Face
 
+# The tables `forget` deletes from or changes, vacuumed after it on PostgreSQL
+FORGET_TABLES = ("people", "faces", "photos", "face_rejections", "cluster_faces")
 _ROWS_PER_FETCH = 10_000
 
 
@@ -141,6 +143,7 @@ class Gallery:
         self.rebuilt = False  # whether opening found the saved index out of step and rebuilt it
         self.caught_up = 0  # faces written elsewhere since the saved index, added to it on opening (`_catch_up`)
         self.rebuilt_because: str | None = None  # why the saved index was not used, when a saved one was there
+        self.vacuum_problem: str | None = None  # why the last `forget` could not vacuum (PostgreSQL), if it could not
         self._register_model()
 
     @classmethod
@@ -447,7 +450,9 @@ class Gallery:
         photos removed), or None when no one has that name.
 
         Nothing of them is left behind: their vectors leave the saved index at once, SQLite zeroes the deleted
-        rows (secure_delete) and the write-ahead log is emptied, so their name is nowhere in the home's files."""
+        rows (secure_delete) and the write-ahead log is emptied, so their name is nowhere in the home's files.
+        On PostgreSQL the tables it touched are rewritten without the deleted row versions (`VACUUM FULL`);
+        when that is refused (the rights it needs), `vacuum_problem` says why."""
         self._load_index()
         with self.session() as s, s.begin():
             person, _ = person_row(s, name)
@@ -469,6 +474,7 @@ class Gallery:
             self._dirty = True
         self.save_index()
         clear_write_ahead_log(self.engine)
+        self.vacuum_problem = vacuum_deleted_rows(self.engine, FORGET_TABLES)
         return len(face_ids), len(orphans)
 
     def person_names(self) -> list[str]:
