@@ -212,7 +212,7 @@ def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int,
     pixels = 0
     for item in items:
         try:
-            image: np.ndarray | ImageError = read_image(item[0], data=contents(item[0]))
+            image: np.ndarray | ImageError = read_image(item[0], data=_same_bytes(item, contents(item[0])))
         except ImageError as e:
             image = e
         size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
@@ -223,6 +223,24 @@ def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int,
         pixels += size
     if part:
         yield part
+
+
+def _same_bytes(item: tuple[Path, str, int], given: bytes | None) -> bytes | None:
+    """The bytes to decode a photo from: `given`, or its file's, read once here and checked against the sha256
+    it was hashed to (item[1], when known). A file replaced between the hashing and this read is an ImageError
+    (the photo is reported and recorded as failed, no face of it is written; a rerun hashes and reads it anew).
+    None when the file cannot be read: `read_image` names the problem."""
+    path, sha256, _ = item
+    if given is not None:
+        return given
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise ImageError(f"{path}: changed while it was being read (its bytes are not the ones hashed a moment "
+                         "before); index it again")
+    return data
 
 
 def ahead(items: Iterator, holding: int = 2) -> Iterator:

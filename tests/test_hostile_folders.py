@@ -77,3 +77,38 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_indexed(tmp_pat
     assert result.exit_code == 0, result.output
     assert "indexed 1 new photos" in result.stdout
     assert f"{root / 'locked'}: folder not read (Permission denied)" in result.stdout
+
+
+def test_a_photo_replaced_while_it_is_indexed_is_reported_and_nothing_of_it_written(tmp_path, data_dir,
+                                                                                  fake_models, monkeypatch):
+    """The photo is hashed, then replaced by another before it is decoded: its faces would be stored under
+    the first photo's sha256. It is reported instead, and a rerun indexes what the file holds then."""
+    import json
+
+    import indexer.pipeline
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for n, p in enumerate(lfw_photos("Hans_Blix")[:3]):
+        shutil.copy(p, root / f"{n}.jpg")
+    victim, other = root / "1.jpg", lfw_photos("Laura_Bush")[0]
+    real = indexer.pipeline.hash_file
+
+    def hash_then_replace(path):
+        digest = real(path)
+        if path == victim and not hash_then_replace.done:
+            hash_then_replace.done = True
+            shutil.copy(other, victim)  # replaced after it was hashed
+        return digest
+
+    hash_then_replace.done = False
+    monkeypatch.setattr(indexer.pipeline, "hash_file", hash_then_replace)
+    home = tmp_path / "home"
+    first = run(home, "index", root)
+    assert first.exit_code == 0, first.output
+    assert "indexed 2 new photos" in first.stdout and "1.jpg: changed while it was being read" in first.stdout
+    status = json.loads(run(home, "status", "--json").stdout)
+    assert (status["photos"], status["failed"]) == (2, 1)
+    again = run(home, "index", root)
+    assert "indexed 1 new photos" in again.stdout, again.output  # the file as it is now
+    assert json.loads(run(home, "status", "--json").stdout)["photos"] == 3
