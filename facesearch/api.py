@@ -323,8 +323,8 @@ def open_set_threshold(config: Config, extractor: FaceExtractor, references: int
     if config.threshold is not None:
         return OpenSetThreshold(config.threshold, None, references, people, "given by hand")
     curve = extractor.info.extra.get("far_curve")
-    one_to_one, _, source = threshold_in_use(config, extractor)
     if not curve:
+        one_to_one, _, source = threshold_in_use(config, extractor)
         return OpenSetThreshold(one_to_one, None, references, people,
                                 f"{source} one-to-one threshold: the model has no false-accept curve")
     threshold, _ = threshold_for_fpir(curve, config.stranger_rate, references)
@@ -353,6 +353,15 @@ def _naming_threshold(config: Config, extractor: FaceExtractor, gallery: Gallery
     return open_set_threshold(config, extractor, len(person_of), len(set(person_of.values())))
 
 
+def _some_existing(paths: Sequence[str | Path]) -> list[Path]:
+    """The paths given (user's ~ expanded), those missing included: each is reported among the answers. When
+    none exists there is nothing to do, and the first missing one is the error (PhotoNotFound)."""
+    given = [Path(p).expanduser() for p in paths]
+    if not any(p.exists() for p in given):
+        _existing(given)
+    return given
+
+
 def _existing(paths: Sequence[str | Path]) -> list[Path]:
     out = []
     for p in paths:
@@ -379,9 +388,7 @@ def index(paths: Sequence[str | Path], config: Config, *, progress: bool = False
     are written here either way. A path that does not exist is reported in `failed` (and `missing`), and the
     others are indexed.
     """
-    paths = [Path(p).expanduser() for p in paths]
-    if not any(p.exists() for p in paths):
-        _existing(paths)  # nothing to index: the first missing path is the error, and no home is created
+    paths = _some_existing(paths)  # before the home is opened: with nothing to index, none is created
     extractor = extractor or load_extractor(config)
     with ExitStack() as stack:
         gallery = stack.enter_context(_gallery(config, extractor.info, create=True, writes=True, on_wait=on_wait))
@@ -527,9 +534,7 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
     in the gallery, each face is matched to its stored face (`face_id`), and corrections made to that face are
     kept: it is never named after a person it was rejected for. A photo that cannot be read, or a path that
     does not exist, gets an answer with `error` set; the others are still answered."""
-    given = [Path(p).expanduser() for p in photos]
-    if not any(p.exists() for p in given):
-        _existing(given)  # nothing to answer: the first missing path is the error
+    given = _some_existing(photos)
     paths = [p for p in given if p.exists()]
     _require_database(config)
     extractor = extractor or load_extractor(config)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.cascade import ONET_THRESHOLD
 from models.faces import Box, Face
 
 # Photos are detected on a copy whose long side is at most this many pixels. MTCNN's cost grows with the
@@ -22,12 +23,12 @@ from models.faces import Box, Face
 DEFAULT_MAX_SIDE = 1280
 
 DEFAULT_MIN_FACE_PX = 20
-# The lowest score the cascade reports at all (its last network's own threshold, `models.cascade`). A photo
-# given as the photo of one face (`verify`, `enroll`, the benchmarks' loose crops) takes its likeliest face
-# down to this score when none reaches the detector's `min_score`: there the face is known to be there, while
-# scanning a library (`index`, `who`) a face below `min_score` is more often not a face at all. On LFW this
-# found a face in 5 of the 8 photos (of 7,701) where none reached 0.9; `docs/extractor.md`.
-MAIN_FACE_MIN_SCORE = 0.8
+# The lowest score the cascade reports at all (its last network's own threshold). A photo given as the photo
+# of one face (`verify`, `enroll`, the benchmarks' loose crops) takes its likeliest face down to this score
+# when none reaches the detector's `min_score`: there the face is known to be there, while scanning a library
+# (`index`, `who`) a face below `min_score` is more often not a face at all. On LFW this found a face in 5 of
+# the 8 photos (of 7,701) where none reached 0.9; `docs/extractor.md`.
+MAIN_FACE_MIN_SCORE = ONET_THRESHOLD
 # Below 12 px the first pyramid level would enlarge the photo, which the cascade is not written for.
 MIN_FACE_PX_FLOOR = 12
 
