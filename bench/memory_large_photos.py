@@ -2,7 +2,7 @@
 
 Composes N photos of 4000x3000 pixels (default 200) in a temporary folder outside the repository: each a
 smooth random background with grain, with a few LFW faces pasted at known places, scaled up so that each
-face is still 75-120 px on the 1280 px copy the detector works on; saved as JPEG quality 90, one photo at a
+face is still about 60-100 px on the 1024 px copy the detector works on; saved as JPEG quality 90, one photo at a
 time so this script stays small. Then runs `facesearch --home TMPHOME index FOLDER` as a child process and
 measures:
 

@@ -27,7 +27,8 @@ from db import INDEXED_FACE, SchemaTooNew, connect, session_factory
 from facesearch.config import Config
 from facesearch.errors import (
     BadOutputPath, DatabaseDamaged, DatabaseUnavailable, EmptyHome, EngineUnavailable, InvalidName, ModelMismatch,
-    ModelNotFound, NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable, UnknownPerson,
+    ModelNotFound, ModelRefused, NoFaceFound, NoPeopleEnrolled, NothingIndexed, PhotoNotFound, PhotoUnreadable,
+    UnknownPerson,
 )
 from indexer import (
     PHOTO_SUFFIXES, CheckReport, Counts, EnrolCheck, EnrollReport, Gallery, IndexReport, Pipeline, ReembedReport,
@@ -136,9 +137,14 @@ class Status:
 @functools.lru_cache(maxsize=4)
 def _extractor(path: str) -> FaceExtractor:
     from models.extractor import Extractor, ModelMissing
+    from models.graph_check import UnsafeGraph
 
     try:
         return Extractor(path)
+    except UnsafeGraph as e:
+        raise ModelRefused(f"{e}.\nOnly graphs written by `facesearch train` (or of the same kinds) are run; "
+                           "point FACESEARCH_MODEL (or --model) at one, or leave it unset for the shipped model."
+                           ) from None
     except ModelMissing as e:
         raise ModelNotFound(
             f"{e}.\nThe extractor is not installed: put the trained model (extractor.keras with extractor.json) "

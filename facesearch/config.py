@@ -33,7 +33,7 @@ class Config:
     stranger_rate: float = 0.01  # `who` and `search`: the share of strangers they may name as someone
     k: int = 50  # neighbours searched per face by `who`
     batch_size: int = 16  # photos written together (one transaction); large ones are detected in smaller parts
-    max_side: int = 1280  # photos are detected on a copy at most this long
+    max_side: int = 1024  # photos are detected on a copy at most this long (models.detect.DEFAULT_MAX_SIDE)
     min_face_px: int = 20  # smallest face searched for, in pixels of that copy
     min_score: float = 0.9  # detector confidence below which a face is dropped
     workers: int | None = None  # `index`: processes (local) or actors (ray) that decode, detect and embed;

@@ -49,6 +49,10 @@ class ModelNotFound(FacesearchError):
     """The extractor's weights or their metadata are missing."""
 
 
+class ModelRefused(ModelNotFound):
+    """The extractor's graph holds what the engine will not run (`models/graph_check.py`): as good as no model."""
+
+
 class ModelMismatch(FacesearchError):
     """The stored vectors come from another extractor than the one in use."""
 

@@ -45,14 +45,16 @@ class Cascade:
         of the landmarks (left eye, right eye, nose, left and right mouth corner), in image pixels."""
         # Pixels stay 0..255 here and are normalised to the networks' [-1, 1] after each resize and crop, on
         # the smaller arrays: both are linear, so the values are the same (to float rounding).
-        batch = np.stack(images).astype(np.float32)
-        rows = self._proposals(batch, min_face_px)
+        pixels = np.stack(images)
+        rows = self._proposals(pixels.astype(np.float32), min_face_px)
+        if len(rows) == 0:
+            return rows
+        packed = pack(pixels)
+        rows = self._refine(packed, rows)
         if len(rows):
-            rows = self._refine(batch, rows)
+            rows = self._output(packed, rows)
         if len(rows):
-            rows = self._output(batch, rows)
-        if len(rows):
-            h, w = batch.shape[1:3]
+            h, w = pixels.shape[1:3]
             rows[:, [1, 3]] = np.clip(rows[:, [1, 3]], 0, w - 1)
             rows[:, [2, 4]] = np.clip(rows[:, [2, 4]], 0, h - 1)
         return rows
@@ -79,16 +81,16 @@ class Cascade:
             return np.empty((0, 6))
         return square(nms(np.concatenate(found), PNET_NMS_ALL))
 
-    def _refine(self, batch: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        offsets, probs = self.rnet.run(None, {"image": crop_and_resize(batch, rows, 24)})
+    def _refine(self, packed: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        offsets, probs = self.rnet.run(None, {"image": crop_and_resize(packed, rows, 24)})
         rows = rows.copy()
         rows[:, 5] = probs[:, 1]
         rows = shift_boxes(rows, offsets)
         rows = rows[rows[:, 5] > RNET_THRESHOLD]
         return square(nms(rows, RNET_NMS))
 
-    def _output(self, batch: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        offsets, landmarks, probs = self.onet.run(None, {"image": crop_and_resize(batch, rows, 48)})
+    def _output(self, packed: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        offsets, landmarks, probs = self.onet.run(None, {"image": crop_and_resize(packed, rows, 48)})
         w = rows[:, 3:4] - rows[:, 1:2] + 1
         h = rows[:, 4:5] - rows[:, 2:3] + 1
         points = np.concatenate([w * landmarks[:, :5] + rows[:, 1:2] - 1, h * landmarks[:, 5:] + rows[:, 2:3] - 1],
@@ -184,12 +186,25 @@ def shift_boxes(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return rows
 
 
-def crop_and_resize(batch: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
-    """(n, size, size, 3) bilinear crops of the rows' boxes from 0..255 pixels, normalised, zero outside the image.
+def pack(pixels: np.ndarray) -> np.ndarray:
+    """(b, h, w, 3) uint8 RGB as (b, h, w) uint32, one pixel per number (its fourth byte zero).
+
+    The crops below gather single pixels from anywhere in the images: one 4-byte number per pixel is the
+    fastest gather NumPy has, about six times faster than rows of three floats from the float copy. The
+    values are the same: the float copy holds the same whole numbers 0..255."""
+    b, h, w, _ = pixels.shape
+    four = np.zeros((b, h, w, 4), np.uint8)
+    four[..., :3] = pixels
+    return four.view(np.uint32)[..., 0]
+
+
+def crop_and_resize(packed: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    """(n, size, size, 3) bilinear crops of the rows' boxes from the images' pixels (`pack`), normalised, zero
+    outside the image.
 
     The rules of TensorFlow's `crop_and_resize`, with the boxes normalised as mtcnn 1.0.0 normalises them
     (by the image's width and height, while the sampling spans width - 1 and height - 1)."""
-    _, h, w, channels = batch.shape
+    _, h, w = packed.shape
     image = rows[:, 0].astype(np.int64)
     norm = (rows[:, 1:5] / np.array([w, h, w, h])).astype(np.float32)
     steps = np.arange(size, dtype=np.float32)
@@ -203,15 +218,18 @@ def crop_and_resize(batch: np.ndarray, rows: np.ndarray, size: int) -> np.ndarra
     x1 = np.clip(np.ceil(xs), 0, w - 1).astype(np.int64)
     fy = (ys - fy0)[:, :, None, None]
     fx = (xs - fx0)[:, None, :, None]
-    # pixels as rows of one flat array: one index per sample instead of three is the faster gather
-    flat = batch.reshape(-1, channels)
+    flat = packed.reshape(-1)
     top_row = ((image[:, None] * h + y0) * w)[:, :, None]
     bottom_row = ((image[:, None] * h + y1) * w)[:, :, None]
     left, right = x0[:, None, :], x1[:, None, :]
-    top = flat[top_row + left]
-    top += (flat[top_row + right] - top) * fx
-    bottom = flat[bottom_row + left]
-    bottom += (flat[bottom_row + right] - bottom) * fx
+
+    def gathered(index: np.ndarray) -> np.ndarray:
+        return flat.take(index).view(np.uint8).reshape(*index.shape, 4)[..., :3].astype(np.float32)
+
+    top = gathered(top_row + left)
+    top += (gathered(top_row + right) - top) * fx
+    bottom = gathered(bottom_row + left)
+    bottom += (gathered(bottom_row + right) - bottom) * fx
     crops = normalised(top + (bottom - top) * fy)
     crops[~inside] = 0
     return crops

@@ -1,7 +1,7 @@
 """MTCNN face detection: batched by image size, large photos detected on a downscaled copy.
 
 One MTCNN call takes images of one size, at most `batch_size` of them and at most `max_call_pixels` pixels
-in all (four copies of 1280x960), since its memory grows with the pixels of a call: small photos go many at a
+in all (about 4.9 M: six 1024x768 copies), since its memory grows with the pixels of a call: small photos go many at a
 time, large ones a few, whatever the caller's batch.
 
 The networks run on ONNX Runtime (`models/cascade.py`), with the weights shipped inside the `mtcnn` package,
@@ -19,8 +19,11 @@ from models.cascade import ONET_THRESHOLD
 from models.faces import Box, Face
 
 # Photos are detected on a copy whose long side is at most this many pixels. MTCNN's cost grows with the
-# pixel count; at 1280 px a face of 24 px is still found in a 4000 px photo when it is about 75 px there.
-DEFAULT_MAX_SIDE = 1280
+# pixel count: on 1920x1080 photos a 1024 px copy took a quarter less time to index than a 1280 px one
+# (docs/benchmarks.md). With faces from DEFAULT_MIN_FACE_PX on the copy, the smallest face found is about
+# 38 px in a 1920x1080 photo and 78 px in a 4000x3000 one; face_recognition's command-line tool, which
+# shrinks photos to 1600 px and upsamples once for its 80 px HOG window, starts at about 48 and 100 px.
+DEFAULT_MAX_SIDE = 1024
 
 DEFAULT_MIN_FACE_PX = 20
 # The lowest score the cascade reports at all (its last network's own threshold). A photo given as the photo
@@ -32,7 +35,7 @@ MAIN_FACE_MIN_SCORE = ONET_THRESHOLD
 # Below 12 px the first pyramid level would enlarge the photo, which the cascade is not written for.
 MIN_FACE_PX_FLOOR = 12
 
-# Pixels of the (downscaled) images given to one MTCNN call: four 1280x960 copies, or sixteen LFW pictures.
+# Pixels of the (downscaled) images given to one MTCNN call: six 1024x768 copies, or sixteen LFW pictures.
 DEFAULT_MAX_CALL_PIXELS = 4 * 1280 * 960
 
 

@@ -40,14 +40,18 @@ def read_info(weights: Path) -> ModelInfo:
     meta = weights.with_suffix(".json")
     if not meta.exists():
         raise ModelMissing(f"{meta}: model metadata missing (it is written by `facesearch train`)")
-    raw = json.loads(meta.read_text())
-    return ModelInfo(
-        version=raw["version"], dim=int(raw["dim"]), threshold=float(raw["threshold"]),
-        threshold_far=float(raw["threshold_far"]), flip=bool(raw.get("flip", True)),
-        extra={k: v for k, v in raw.items()
-               if k not in {"version", "dim", "threshold", "threshold_far", "flip", "chip"}},
-        chip=ChipGeometry.from_json(raw["chip"]) if "chip" in raw else ARCFACE_112,
-    )
+    try:
+        raw = json.loads(meta.read_text())
+        return ModelInfo(
+            version=str(raw["version"]), dim=int(raw["dim"]), threshold=float(raw["threshold"]),
+            threshold_far=float(raw["threshold_far"]), flip=bool(raw.get("flip", True)),
+            extra={k: v for k, v in raw.items()
+                   if k not in {"version", "dim", "threshold", "threshold_far", "flip", "chip"}},
+            chip=ChipGeometry.from_json(raw["chip"]) if "chip" in raw else ARCFACE_112,
+        )
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        why = f"no {e} entry" if isinstance(e, KeyError) else str(e)
+        raise ModelMissing(f"{meta}: not readable as a model's metadata ({why})") from None
 
 
 def preprocess(chips: np.ndarray) -> np.ndarray:
@@ -67,6 +71,18 @@ class Extractor:
         self.info = read_info(self.weights)
         self.batch_size = batch_size
         self._net = None
+        self._graph: bytes | None = None
+        graph = self.weights.with_suffix(".onnx")
+        if graph.exists():
+            from models.graph_check import check_graph
+
+            # Checked here, so that a refused graph stops a command before its work starts; the bytes checked
+            # are the bytes run, and nothing is read beside the file (`models/graph_check.py`).
+            try:
+                self._graph = graph.read_bytes()
+            except OSError as e:
+                raise ModelMissing(f"{graph}: cannot be read ({e.strerror or e})") from None
+            check_graph(self._graph, str(graph))
 
     @property
     def version(self) -> str:
@@ -79,16 +95,16 @@ class Extractor:
     def _model(self):
         """The network on ONNX Runtime, from the `.onnx` beside the weights (written when a run saves them).
 
-        A run folder from before ONNX graphs were written has only the `.keras` file: its graph is made here,
-        in memory, which needs TensorFlow (as training does). ONNX Runtime embedded 8 chips and their mirror
-        images in one call as fast as the TensorFlow graph it replaced, with the same output to 1e-5
-        (tests/test_extractor.py)."""
+        The graph was read and checked when the extractor was made (`models.graph_check`). A run folder from
+        before ONNX graphs were written has only the `.keras` file: its graph is made here, in memory, which
+        needs TensorFlow (as training does). ONNX Runtime embedded 8 chips and their mirror images in one call
+        as fast as the TensorFlow graph it replaced, with the same output to 1e-5 (tests/test_extractor.py)."""
         if self._net is None:
             from models import runtime
 
-            graph = self.weights.with_suffix(".onnx")
-            if graph.exists():
-                self._net = runtime.batch_session(graph)
+            if self._graph is not None:
+                self._net = runtime.batch_session(self._graph)
+                self._graph = None
             else:
                 from models.network import quiet_tensorflow
 

@@ -36,8 +36,10 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | Non
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89.5 MP and refuses from twice that; the limit is this project's, checked
-            # below from the header, so its warning is silenced and its refusal reworded
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # below from the header, so its warning is silenced and its refusal reworded. Its other warnings
+            # are about damaged metadata (a TIFF tag longer than the file, say) in a photo that still decodes:
+            # a photo that does not decode is reported with its reason, so they are silenced too.
+            warnings.simplefilter("ignore")
             with Image.open(path if data is None else io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:

@@ -67,13 +67,13 @@ def test_a_large_minimum_face_size_still_finds_faces(data_dir):
 
 
 def test_large_photos_go_to_mtcnn_a_few_at_a_time():
-    """Twelve 12 MP photos: their 1280x960 copies go four to a call (DEFAULT_MAX_CALL_PIXELS), whatever the
+    """Twelve 12 MP photos: their 1024x768 copies go six to a call (DEFAULT_MAX_CALL_PIXELS), whatever the
     caller's batch; pictures of LFW's size still go sixteen to a call."""
     detector = Detector()
     calls = []
     detector._detect_equal = lambda images, floor: calls.append([im.shape for im in images]) or [[] for _ in images]
     assert detector.detect([np.zeros((3000, 4000, 3), np.uint8)] * 12) == [[]] * 12
-    assert calls == [[(960, 1280, 3)] * 4] * 3
+    assert calls == [[(768, 1024, 3)] * 6] * 2
     calls.clear()
     detector.detect([np.zeros((250, 250, 3), np.uint8)] * 20)
     assert [len(c) for c in calls] == [16, 4]
@@ -97,7 +97,7 @@ def test_detection_in_smaller_calls_finds_the_same_faces(detector, data_dir):
 
 def test_cascade_finds_what_mtcnn_as_shipped_finds(detector, data_dir):
     """The detector runs MTCNN's networks on ONNX Runtime with its own steps between them (`models/cascade.py`):
-    on photos of two sizes, one small and one upscaled past the 1280 px copy, it must give the faces, boxes,
+    on photos of two sizes, one small and one upscaled past the detector's 1024 px copy, it must give the faces, boxes,
     landmarks and scores that the mtcnn package gives with TensorFlow."""
     import cv2
     from mtcnn import MTCNN
@@ -108,14 +108,14 @@ def test_cascade_finds_what_mtcnn_as_shipped_finds(detector, data_dir):
     images.append(cv2.resize(np.concatenate([images[0], images[1]], axis=1), (1600, 800)))
     found = detector.detect(images)
     want = [package.detect_faces(images[:3], min_face_size=detector.min_face_px, box_format="xyxy"),
-            [package.detect_faces(cv2.resize(images[3], (1280, 640), interpolation=cv2.INTER_AREA),
+            [package.detect_faces(cv2.resize(images[3], (1024, 512), interpolation=cv2.INTER_AREA),
                                   min_face_size=detector.min_face_px, box_format="xyxy")]]
     want = want[0] + want[1]
     want = [sorted((d for d in dets if d["confidence"] >= detector.min_score), key=lambda d: -d["confidence"])
             for dets in want]
     assert [len(f) for f in found] == [len(w) for w in want] and sum(len(w) for w in want) >= 5
     for i, (faces, wanted) in enumerate(zip(found, want)):
-        factor = 1600 / 1280 if i == 3 else 1.0  # the large photo was detected on its 1280 px copy
+        factor = 1600 / 1024 if i == 3 else 1.0  # the large photo was detected on its 1024 px copy
         for face, w in zip(faces, wanted):
             # the package rounds landmarks to whole pixels; the detector keeps their fractions
             np.testing.assert_allclose(face.landmarks / factor, [w["keypoints"][k] for k in keys], atol=0.501)
