@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from models import runtime  # noqa: E402
-from models.chips import load_cache  # noqa: E402
+from models.training.chips import load_cache  # noqa: E402
 from models.extractor import DEFAULT_MODEL, Extractor, preprocess  # noqa: E402
-from models.train import cache_name  # noqa: E402
+from models.training.train import cache_name  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ cache is used.
   processes, one photo at a time each (dlib and TensorFlow crash when loaded in one process, so dlib is
   only ever imported in those workers and TensorFlow never is).
 
-Both tools' distances are scored by `models.metrics.ten_fold` on the pairs of `load_lfw_pairs`.
+Both tools' distances are scored by `models.training.metrics.ten_fold` on the pairs of `load_lfw_pairs`.
 
 Columns of the main table (one row per tool; "face" = the one face embedded per photo):
 
@@ -65,9 +65,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # Only light modules at the top: spawned face_recognition workers import this file again, and must never
-# load TensorFlow (models.chips, models.extractor and their models are imported inside run_facesearch).
-from models.datasets import Pair, load_lfw_pairs
-from models.metrics import ten_fold
+# load TensorFlow (models.training.chips, models.extractor and their models are imported inside run_facesearch).
+from models.training.datasets import Pair, load_lfw_pairs
+from models.training.metrics import ten_fold
 
 EMBED_BATCH = 256
 DETECT_CHUNK = 256  # photos decoded, detected and aligned per call of chip_photos
@@ -174,7 +174,7 @@ def run_facesearch(paths: list[str], weights: str | Path) -> tuple[ToolRun, dict
     runs with flip off and on (False, True), which share the detection."""
     from tqdm import tqdm
 
-    from models.chips import chip_photos
+    from models.training.chips import chip_photos
     from models.detect import Detector
     from models.extractor import Extractor
 

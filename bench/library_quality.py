@@ -28,13 +28,13 @@ fixed before looking at these results:
 1. Clustering: the 5,985 photos of the 423 people with five or more, clustered by
    `models.clustering.cluster_vectors` (average linkage, cut at the tool's threshold; faces left in groups
    smaller than `--min-size`, default 2 as in the engine, are unclustered) and scored by
-   `models.metrics.bcubed` (an unclustered face counts as a cluster of its own). Also, for information
+   `models.training.metrics.bcubed` (an unclustered face counts as a cluster of its own). Also, for information
    only, the best F1 over a sweep of thresholds (0.4 to 2 times the tool's own): chosen on LFW itself, so
    not an operating point either tool could have known.
 2. Open-set identification on all of LFW: the gallery holds the first photo (by file number) of each of
    the 1,680 people with two or more; probes are their other photos (7,484 known) and the photos of the
    4,069 people with one (unknown). Each probe is matched to its nearest gallery photo (brute force) and
-   scored by `models.metrics.open_set`: rank-1 accuracy over the known probes, and the detection and
+   scored by `models.training.metrics.open_set`: rank-1 accuracy over the known probes, and the detection and
    identification rate (DIR: nearest entry right and under the threshold) at the threshold that lets 1 %
    of unknown probes through. A second table gives the same at each tool's own threshold.
 
@@ -73,7 +73,8 @@ from composed import default_data, machine
 
 from models.clustering import cluster_vectors
 from models.extractor import DEFAULT_MODEL, read_info
-from models.metrics import bcubed, open_set, threshold_for_fpir
+from models.training.metrics import bcubed, open_set
+from models.thresholds import threshold_for_fpir
 
 FACESEARCH, PEER = "facesearch", "face_recognition"
 PEER_TOLERANCE = 0.6  # face_recognition's documented default: Euclidean distance on its raw vectors
@@ -131,7 +132,7 @@ def protocol(people: dict[str, list[Path]]) -> dict[str, np.ndarray]:
 
 
 # the modules that turn a photo into facesearch's chip: a change to any of them makes cached vectors stale
-CHIP_PATH_SOURCES = ("models/detect.py", "models/cascade.py", "models/align.py", "models/chips.py")
+CHIP_PATH_SOURCES = ("models/detect.py", "models/cascade.py", "models/align.py", "models/training/chips.py")
 
 
 def cache_file(tool: str, weights: Path) -> Path:
@@ -198,7 +199,7 @@ def progress(**kwargs):
 
 def facesearch_chunks(weights: Path) -> Callable[[list[Path]], Chunks]:
     def chunks(paths: list[Path]) -> Chunks:
-        from models.chips import chip_photos
+        from models.training.chips import chip_photos
         from models.detect import Detector
         from models.extractor import Extractor
 

@@ -3,13 +3,13 @@
     python bench/training_speed.py                 # about 3 minutes on 2 cores
     python bench/training_speed.py --steps 12 --old-pipeline
 
-The step is the recipe's (`models/train.py`): the backbone of `models/network.py`, batch-hard triplet loss
+The step is the recipe's (`models/training/train.py`): the backbone of `models/training/network.py`, batch-hard triplet loss
 plus the cosine-margin softmax, AdamW, batches of 32 identities x 4 chips. Chips are random pixels (speed
 does not depend on them), 300 identities of 10. Each measurement runs in a process of its own, the dataset
-opened before the step is first called, as `models/train.py` does; printed after 3 warm-up steps:
+opened before the step is first called, as `models/training/train.py` does; printed after 3 warm-up steps:
 
 - fixed batch: the same batch every step, no input pipeline;
-- pipeline: each step reads the next batch of `models.pipeline.make_dataset`;
+- pipeline: each step reads the next batch of `models.training.input_pipeline.make_dataset`;
 - with `--old-pipeline`, also the fixed batch while a `tf.data.Dataset.from_generator` dataset, the way the
   pipeline drew its batches before, is open but never read: that alone slowed the step by a third on this
   project's 2-core machine, which is why the pipeline no longer uses it.
@@ -38,16 +38,16 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--mode", mode, "--steps", str(args.steps)], check=True)
         return
 
-    from models.network import quiet_tensorflow
+    from models.training.network import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from models.losses import batch_hard_triplet_loss, cosine_margin_logits
-    from models.network import build_backbone
-    from models.pipeline import make_dataset
+    from models.training.losses import batch_hard_triplet_loss, cosine_margin_logits
+    from models.training.network import build_backbone
+    from models.training.input_pipeline import make_dataset
 
     rng = np.random.default_rng(0)
     chips = rng.integers(0, 256, (3000, 112, 112, 3), dtype=np.uint8)

@@ -284,7 +284,7 @@ def threshold_in_use(config: Config, extractor: FaceExtractor) -> tuple[float, f
     model's own. A threshold given by hand has no known false-accept rate (None)."""
     if config.threshold is not None:
         return config.threshold, None, "given by hand"
-    from facesearch.toolkit import read_calibration
+    from facesearch.calibration import read_calibration
 
     cal = read_calibration(config.home, extractor.version)
     if cal is not None:
@@ -321,10 +321,10 @@ def open_set_threshold(config: Config, extractor: FaceExtractor, references: int
     """The threshold for naming faces among `people` with `references` reference faces in all (docs/library.md,
     "Strangers"). A threshold for one comparison lets strangers through once per reference face, so it is
     chosen for `config.stranger_rate` of strangers named as someone, from the model's false-accept curve
-    (`models.metrics.threshold_for_fpir`): the more reference faces, the stricter. `--threshold` overrides
+    (`models.thresholds.threshold_for_fpir`): the more reference faces, the stricter. `--threshold` overrides
     it; a calibration on the user's own photos caps it (the stricter of the two); a model without a curve
     (one trained before the curve was measured) keeps its one-to-one threshold."""
-    from models.metrics import threshold_for_fpir
+    from models.thresholds import threshold_for_fpir
 
     if config.threshold is not None:
         return OpenSetThreshold(config.threshold, None, references, people, "given by hand")
@@ -335,7 +335,7 @@ def open_set_threshold(config: Config, extractor: FaceExtractor, references: int
                                 f"{source} one-to-one threshold: the model has no false-accept curve")
     threshold, _ = threshold_for_fpir(curve, config.stranger_rate, references)
     source = f"from the model's false-accept curve ({curve.get('identities', '?')} held-out people)"
-    from facesearch.toolkit import read_calibration
+    from facesearch.calibration import read_calibration
 
     cal = read_calibration(config.home, extractor.version)
     if cal is not None and cal.threshold < threshold:

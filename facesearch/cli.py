@@ -949,8 +949,8 @@ def report(config: Config, dataset: Path, out_dir: Path, max_photos: int | None,
     Example:
         facesearch report ../shared/data/train --out report/ --max-photos 2000
     """
-    from models.datasets import DatasetError, load_dataset
-    from models.report import build_report
+    from models.training.datasets import DatasetError, load_dataset
+    from models.training.report import build_report
 
     try:
         ds = load_dataset(dataset)

@@ -4,61 +4,16 @@ Library functions: the CLI only reads arguments and prints what comes back. Tens
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facesearch.calibration import CALIBRATION_FILE, Calibration
 from facesearch.errors import FacesearchError, PhotoNotFound
-
-CALIBRATION_FILE = "calibration.json"
-
 
 class CalibrationFailed(FacesearchError):
     """The photos given for calibration cannot fix a threshold (too few people or faces)."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """A threshold picked on the user's own photos for one model."""
-
-    model_version: str
-    threshold: float  # cosine distance: `distance < threshold` means the same person
-    far: float  # target false-accept rate the threshold was picked for
-    tar: float  # true-accept rate measured at that threshold on the same photos
-    far_measured: float  # false-accept rate actually measured at that threshold
-    pairs_same: int
-    pairs_different: int
-    photos: int
-    people: int
-    no_face: tuple[str, ...]  # photos left out because no face was found
-    created: str
-    note: str = ""
-    # the threshold at `far` on these photos, and its 95 % interval from a bootstrap over the people; the
-    # stored `threshold` is the interval's cautious end (calibrations from before 2026-12-03: the estimate)
-    estimate: float | None = None
-    interval: tuple[float, float] | None = None
-
-    def to_json(self) -> str:
-        d = dict(self.__dict__)
-        d["no_face"] = list(self.no_face)
-        return json.dumps(d, indent=2)
-
-
-def read_calibration(home: Path, model_version: str) -> Calibration | None:
-    """The calibration stored in `home` for `model_version`, or None (none stored, or for another model)."""
-    f = Path(home) / CALIBRATION_FILE
-    if not f.exists():
-        return None
-    raw = json.loads(f.read_text())
-    if raw.get("model_version") != model_version:
-        return None
-    raw["no_face"] = tuple(raw.get("no_face", ()))
-    if raw.get("interval") is not None:
-        raw["interval"] = tuple(raw["interval"])
-    return Calibration(**raw)
 
 
 def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, store: bool = True,
@@ -68,12 +23,12 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
     the threshold of `who` and `search`).
 
     The threshold at `far` rests on the few different-person pairs nearest together, and so on who happens to
-    be in the folder: it is given a 95 % interval from a bootstrap over the people (`models.metrics.far_curve`),
+    be in the folder: it is given a 95 % interval from a bootstrap over the people (`models.training.metrics.far_curve`),
     and the interval's cautious end (the lower threshold, fewer false accepts) is the one stored."""
-    from models.chips import chip_photos
-    from models.datasets import load_folders
-    from models.evaluate import all_pairs
-    from models.metrics import far_curve
+    from models.training.chips import chip_photos
+    from models.training.datasets import load_folders
+    from models.training.evaluate import all_pairs
+    from models.training.metrics import far_curve
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -119,11 +74,11 @@ def train(config, run: Path, loss: str = "triplet", steps: int | None = None, sp
           log=print) -> Path:
     """Train (or resume) one extractor in `run`, then plot, calibrate and evaluate it; with `ship`, copy it
     into models/weights with its model card. Returns the run folder. `backbone` "dlib" fine-tunes the ported
-    dlib network with the shipped recipe (`models.train.recipe`; 0 steps: the plain port), "scratch"
+    dlib network with the shipped recipe (`models.training.train.recipe`; 0 steps: the plain port), "scratch"
     trains the baseline from random weights; arguments left None take the backbone's defaults."""
     from models import WEIGHTS_DIR
-    from models.runs import run_training, ship as ship_run
-    from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe
+    from models.training.runs import run_training, ship as ship_run
+    from models.training.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe
 
     if loss not in LOSSES:
         raise FacesearchError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
@@ -146,11 +101,11 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
     """Evaluate the configured extractor: LFW View 2 (10 folds) and, given a training run with a test split,
     its held-out test identities. Writes NAME.json and ROC, distance-histogram and confusion PNGs into `out`;
     returns {name: numbers}."""
-    from models.chips import load_cache
-    from models.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
+    from models.training.chips import load_cache
+    from models.training.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
     from facesearch.api import load_extractor
-    from models.runs import lfw_chips, load_pair_head, split_chips
-    from models.train import cache_name
+    from models.training.runs import lfw_chips, load_pair_head, split_chips
+    from models.training.train import cache_name
 
     extractor = load_extractor(config)  # a missing model is a named error, not a traceback
     pair_head = load_pair_head(run) if run else None

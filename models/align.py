@@ -4,8 +4,8 @@ Training, evaluation and indexing all use `align`, so the extractor always sees 
 (chip side and template) belongs to the extractor: it is stored in the model's `extractor.json` and read into
 `ModelInfo.chip` (`models/extractor.py`), and a change of geometry is a change of model version.
 
-- `DLIB_150`: the shipped extractor's, dlib's face network (`models/dlib_port.py`) and its fine-tunes;
-- `ARCFACE_112`: the from-scratch baseline networks of the toolkit (`models/network.py`).
+- `DLIB_150`: the shipped extractor's, dlib's face network (`models/training/dlib_port.py`) and its fine-tunes;
+- `ARCFACE_112`: the from-scratch baseline networks of the toolkit (`models/training/network.py`).
 """
 from __future__ import annotations
 

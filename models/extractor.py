@@ -3,7 +3,7 @@
 Distance everywhere in facesearch is the cosine distance between normalised vectors, `1 - a.b`, in [0, 2].
 The shipped model lives in `models/weights/`: `extractor.keras` (Keras 3 format: JSON config plus weights,
 no pickle; what training resumes from), `extractor.onnx` (the same network as an ONNX graph, which the engine
-runs on ONNX Runtime, so that answering never imports TensorFlow) and `extractor.json` (version, dimension,
+runs on ONNX Runtime, so that answering never imports TensorFlow, nor anything of the training toolkit) and `extractor.json` (version, dimension,
 calibrated thresholds, evaluation numbers, and the chip geometry it reads: side and landmark template, see
 `models/align.py`; a model without one reads the 112 px chips of the baseline networks).
 """
@@ -63,26 +63,33 @@ class Extractor:
     """A trained network loaded once; `embed` maps (n, side, side, 3) uint8 chips (`info.chip`) to (n, dim) unit
     vectors."""
 
-    def __init__(self, weights: str | Path = DEFAULT_MODEL, batch_size: int = 64):
+    def __init__(self, weights: str | Path = DEFAULT_MODEL, batch_size: int = 64, graph: bytes | None = None):
+        """`weights`: the model's `.keras` path, whose `.onnx` and `.json` lie beside it (the `.keras` file itself
+        is what training resumes from and may be left out). `graph`: the ONNX graph to run instead of the
+        `.onnx` file, for the training toolkit's run folders that have none (`models.training.export.
+        open_extractor` makes it in memory)."""
         self.weights = Path(weights)
-        # the engine runs the .onnx graph; the float .keras is what training resumes from and may be left out
-        if not self.weights.exists() and not self.weights.with_suffix(".onnx").exists():
+        if graph is None and not self.weights.exists() and not self.weights.with_suffix(".onnx").exists():
             raise ModelMissing(f"{self.weights}: extractor weights missing (neither it nor its .onnx graph)")
         self.info = read_info(self.weights)
         self.batch_size = batch_size
         self._net = None
-        self._graph: bytes | None = None
-        graph = self.weights.with_suffix(".onnx")
-        if graph.exists():
-            from models.graph_check import check_graph
-
-            # Checked here, so that a refused graph stops a command before its work starts; the bytes checked
-            # are the bytes run, and nothing is read beside the file (`models/graph_check.py`).
+        source = self.weights.with_suffix(".onnx")
+        if graph is None:
+            # Read and checked here, so that a refused graph stops a command before its work starts; the bytes
+            # checked are the bytes run, and nothing is read beside the file (`models/graph_check.py`).
             try:
-                self._graph = graph.read_bytes()
+                graph = source.read_bytes()
+            except FileNotFoundError:
+                raise ModelMissing(f"{source}: the extractor's graph is missing (a training run writes it beside "
+                                   "its .keras file; `facesearch train --run DIR` finishes a run that has none)"
+                                   ) from None
             except OSError as e:
-                raise ModelMissing(f"{graph}: cannot be read ({e.strerror or e})") from None
-            check_graph(self._graph, str(graph))
+                raise ModelMissing(f"{source}: cannot be read ({e.strerror or e})") from None
+        from models.graph_check import check_graph
+
+        check_graph(graph, str(source))
+        self._graph: bytes | None = graph
 
     @property
     def version(self) -> str:
@@ -93,28 +100,14 @@ class Extractor:
         self._model()
 
     def _model(self):
-        """The network on ONNX Runtime, from the `.onnx` beside the weights (written when a run saves them).
-
-        The graph was read and checked when the extractor was made (`models.graph_check`). A run folder from
-        before ONNX graphs were written has only the `.keras` file: its graph is made here, in memory, which
-        needs TensorFlow (as training does). ONNX Runtime embedded 8 chips and their mirror images in one call
-        as fast as the TensorFlow graph it replaced, with the same output to 1e-5 (tests/test_extractor.py)."""
+        """The network on ONNX Runtime, from the graph read when the extractor was made. ONNX Runtime embedded
+        8 chips and their mirror images in one call as fast as the TensorFlow graph it replaced, with the same
+        output to 1e-5 (tests/test_extractor.py)."""
         if self._net is None:
             from models import runtime
 
-            if self._graph is not None:
-                self._net = runtime.batch_session(self._graph)
-                self._graph = None
-            else:
-                from models.network import quiet_tensorflow
-
-                quiet_tensorflow()
-                import keras
-
-                from models.graphs import keras_graph
-
-                self._net = runtime.batch_session(keras_graph(keras.models.load_model(self.weights,
-                                                                                      compile=False)))
+            self._net = runtime.batch_session(self._graph)
+            self._graph = None
             self._input = self._net.get_inputs()[0].name
         return self._net
 

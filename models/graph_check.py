@@ -8,7 +8,7 @@ gives ONNX Runtime those same bytes (never the path, so nothing is resolved besi
 
 - every tensor (initializers, sparse initializers, constants in attributes) holds its data inline;
 - every node is an operator of `ALLOWED_OPS`: the feed-forward image operators this project's exporter and
-  quantizer write (`models/graphs.py`, ONNX Runtime's static quantizer), in the standard domain, plus the
+  quantizer write (`models/training/export.py`, ONNX Runtime's static quantizer), in the standard domain, plus the
   8-bit PReLU pieces of ONNX Runtime's `com.microsoft` domain;
 - no node has a subgraph attribute and the model defines no functions of its own.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-# The operators an extractor graph may use. Standard domain ("" or "ai.onnx"): what `models/graphs.py` writes
+# The operators an extractor graph may use. Standard domain ("" or "ai.onnx"): what `models/graphs.py` and `models/training/export.py` write
 # for Keras networks and MTCNN, what ONNX Runtime's static quantizer adds (QDQ and QOperator formats), and a
 # few shape and arithmetic operators an exported image network commonly holds.
 ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(

@@ -42,7 +42,7 @@ def session(model: bytes | str | Path, threads: int = 0):
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as e:
-        # the extractor's graph compares 8-bit numbers (`graphs.prelu_in_8_bits`), which ONNX Runtime runs from 1.24
+        # the extractor's graph compares 8-bit numbers (`models.training.export.prelu_in_8_bits`), which ONNX Runtime runs from 1.24
         if "Could not find an implementation" in str(e) and _older(ort.__version__, MIN_ONNXRUNTIME):
             where = f"{model}: " if isinstance(model, (str, Path)) else ""
             raise RuntimeError(f"{where}this graph needs onnxruntime {MIN_ONNXRUNTIME} or newer, and "

@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.card import history, steps_seconds  # noqa: E402
-from models.runs import run_training  # noqa: E402
-from models.train import TrainConfig  # noqa: E402
+from models.training.card import history, steps_seconds  # noqa: E402
+from models.training.runs import run_training  # noqa: E402
+from models.training.train import TrainConfig  # noqa: E402
 
 RECIPE = {"softmax_weight": 1.0, "distill_weight": 0.0, "widths": (24, 48, 96, 192), "depths": (1, 2, 2, 1),
           "flip": False}

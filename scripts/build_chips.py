@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parser  # noqa: E402
 
 from models.align import GEOMETRIES  # noqa: E402
-from models.chips import build_cache  # noqa: E402
-from models.datasets import load_folders  # noqa: E402
-from models.runs import TRAIN_CANVAS, lfw_chips  # noqa: E402
-from models.train import cache_name  # noqa: E402
+from models.training.chips import build_cache  # noqa: E402
+from models.training.datasets import load_folders  # noqa: E402
+from models.training.runs import TRAIN_CANVAS, lfw_chips  # noqa: E402
+from models.training.train import cache_name  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.teacher import build_teacher  # noqa: E402
+from models.training.teacher import build_teacher  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The shipped extractor's false-accept curve: the threshold at each false-accept rate from 1e-1 to 1e-6, with a
 95 % interval from a bootstrap over identities, measured on every different-person pair of the held-out
 identities. `who` and `search` choose their threshold from it for a stated share of strangers named as someone
-(`models.metrics.threshold_for_fpir`). `--write` stores it in the model's JSON file and makes the cautious end
+(`models.thresholds.threshold_for_fpir`). `--write` stores it in the model's JSON file and makes the cautious end
 of the interval at the model's false-accept rate (1e-3) `verify`'s threshold.
 
     python scripts/calibrate_curve.py                  # print the curve (about 2 minutes)
@@ -34,15 +34,16 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the curve in the model's JSON file")
     args = ap.parse_args()
 
-    from models.chips import chip_photos
-    from models.datasets import load_folders
+    from models.training.chips import chip_photos
+    from models.training.datasets import load_folders
     from models.detect import Detector
-    from models.extractor import DEFAULT_MODEL, Extractor
-    from models.metrics import far_curve
-    from models.train import TrainConfig, identity_of, split_identities
+    from models.extractor import DEFAULT_MODEL
+    from models.training.export import open_extractor
+    from models.training.metrics import far_curve
+    from models.training.train import TrainConfig, identity_of, split_identities
 
     weights = Path(args.model) / "extractor.keras" if args.model else DEFAULT_MODEL
-    extractor = Extractor(weights, batch_size=128)
+    extractor = open_extractor(weights, batch_size=128)
     paths = load_folders(Path(args.data) / "train").paths
     if args.split:
         rows = (Path(args.split) / "split.csv").read_text().splitlines()[1:]

@@ -40,12 +40,12 @@ def main() -> None:
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
 
-    from models.chips import load_cache
-    from models.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, pair_distances
-    from models.extractor import Extractor
-    from models.metrics import WeightedTar, identity_bootstrap, tar_at_far
-    from models.runs import split_chips
-    from models.train import cache_name
+    from models.training.chips import load_cache
+    from models.training.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, pair_distances
+    from models.training.export import open_extractor
+    from models.training.metrics import WeightedTar, identity_bootstrap, tar_at_far
+    from models.training.runs import split_chips
+    from models.training.train import cache_name
 
     folders = [Path(args.first), Path(args.second)]
     split_run = Path(args.split or args.second)
@@ -56,7 +56,7 @@ def main() -> None:
         sys.exit(f"{split_run}: no split.csv here (give --split RUN, a run folder with the split to use)")
     # each extractor reads the validation photos cut for its own chip geometry; the photos scored are those
     # both caches found a face in (one detector, so the same ones), in one order
-    extractors = [Extractor(folder / "extractor.keras") for folder in folders]
+    extractors = [open_extractor(folder / "extractor.keras") for folder in folders]
     sets = []
     for extractor in extractors:
         try:
@@ -68,7 +68,7 @@ def main() -> None:
     paths = sorted(set(sets[0]) & set(sets[1]))
     names = np.array([sets[0][p][1] for p in paths])
     identities = len(set(names.tolist()))
-    a, b, same = all_pairs(names, CALIBRATION_DIFFERENT_PAIRS, 0)  # the pairs `models.evaluate.calibrate` scores
+    a, b, same = all_pairs(names, CALIBRATION_DIFFERENT_PAIRS, 0)  # the pairs `models.training.evaluate.calibrate` scores
     print(f"{len(names)} photos of {identities} validation identities ({split_run / 'split.csv'}); "
           f"{int(same.sum())} same and {int((~same).sum())} different pairs")
 

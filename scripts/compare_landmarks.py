@@ -95,14 +95,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from models.cascade import Cascade
-    from models.datasets import load_folders, load_lfw_pairs
+    from models.training.datasets import load_folders, load_lfw_pairs
     from models.detect import DEFAULT_MAX_SIDE, Detector
-    from models.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, pair_distances
-    from models.extractor import DEFAULT_MODEL, Extractor
-    from models.metrics import WeightedTar, identity_bootstrap, tar_at_far, ten_fold
-    from models.train import TrainConfig, identity_of, split_identities
+    from models.training.evaluate import CALIBRATION_DIFFERENT_PAIRS, all_pairs, pair_distances
+    from models.extractor import DEFAULT_MODEL
+    from models.training.export import open_extractor
+    from models.training.metrics import WeightedTar, identity_bootstrap, tar_at_far, ten_fold
+    from models.training.train import TrainConfig, identity_of, split_identities
 
-    extractor = Extractor(Path(args.model) / "extractor.keras" if args.model else DEFAULT_MODEL, batch_size=128)
+    extractor = open_extractor(Path(args.model) / "extractor.keras" if args.model else DEFAULT_MODEL, batch_size=128)
     geometry, min_score = extractor.info.chip, Detector().min_score
     cascade = Cascade()
     data = Path(args.data)

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.card import history, steps_seconds  # noqa: E402
-from models.runs import run_training  # noqa: E402
-from models.train import LOSSES, TrainConfig  # noqa: E402
+from models.training.card import history, steps_seconds  # noqa: E402
+from models.training.runs import run_training  # noqa: E402
+from models.training.train import LOSSES, TrainConfig  # noqa: E402
 
 
 

@@ -15,9 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parser  # noqa: E402
 
-from models.evaluate import evaluate_lfw  # noqa: E402
-from models.extractor import DEFAULT_MODEL, Extractor  # noqa: E402
-from models.runs import lfw_chips  # noqa: E402
+from models.training.evaluate import evaluate_lfw  # noqa: E402
+from models.extractor import DEFAULT_MODEL  # noqa: E402
+from models.training.export import open_extractor  # noqa: E402
+from models.training.runs import lfw_chips  # noqa: E402
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     ap.add_argument("--weights", default=str(DEFAULT_MODEL))
     ap.add_argument("--json", help="write the full result (with per-pair distances) here")
     args = ap.parse_args()
-    extractor = Extractor(args.weights)
+    extractor = open_extractor(args.weights)
     r = evaluate_lfw(extractor, Path(args.data) / "lfw", lfw_chips(Path(args.data), Path(args.chips),
                                                                   extractor.info.chip))
     print(f"model {extractor.version}")

@@ -59,8 +59,8 @@ def main() -> None:
     import face_recognition_models as frm
 
     from models.align import similarity_transform
-    from models.chips import on_canvas
-    from models.datasets import load_folders
+    from models.training.chips import on_canvas
+    from models.training.datasets import load_folders
     from models.detect import Detector
     from models.image import read_image
 

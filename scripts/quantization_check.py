@@ -5,7 +5,7 @@ same network in float, on the validation identities of its run and on LFW View 2
     git show 00f0f99:models/weights/extractor.onnx > /tmp/q8.onnx    # the earlier full-range 8-bit graph
     python scripts/quantization_check.py --run runs/requantize --also /tmp/q8.onnx
 
-The float network is the graph of `extractor.keras` made in memory (`models/graphs.py`; needs TensorFlow to
+The float network is the graph of `extractor.keras` made in memory (`models/training/export.py`; needs TensorFlow to
 read the `.keras` file). Prints, for each: aligned faces embedded per second (batches of 256, mirror images
 included as the model's flip setting says), the validation TAR at FAR 1e-3 and 1e-2, LFW View 2 accuracy and
 TAR, and the cosine between each graph's vectors and the float network's, per validation photo. `--also`
@@ -28,10 +28,11 @@ from _common import parser  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from models.chips import load_cache  # noqa: E402
-from models.evaluate import calibrate, embed_chipset, evaluate_lfw  # noqa: E402
-from models.extractor import DEFAULT_MODEL, Extractor  # noqa: E402
-from models.runs import lfw_chips, split_chips  # noqa: E402
+from models.training.chips import load_cache  # noqa: E402
+from models.training.evaluate import calibrate, embed_chipset, evaluate_lfw  # noqa: E402
+from models.extractor import DEFAULT_MODEL  # noqa: E402
+from models.training.export import open_extractor  # noqa: E402
+from models.training.runs import lfw_chips, split_chips  # noqa: E402
 
 
 def main() -> None:
@@ -44,19 +45,19 @@ def main() -> None:
     chips_dir = Path(json.loads((args.run / "config.json").read_text())["chips"])  # the run's training chips
     val, names = split_chips(args.run, load_cache(chips_dir), "val")
     labels = np.unique(names, return_inverse=True)[1]
-    lfw = lfw_chips(Path(args.data), Path(args.chips), Extractor(args.weights).info.chip)
+    lfw = lfw_chips(Path(args.data), Path(args.chips), open_extractor(args.weights).info.chip)
     with tempfile.TemporaryDirectory() as tmp:
-        graphs = [("8-bit graph (engine)", Extractor(args.weights, batch_size=256))]
+        graphs = [("8-bit graph (engine)", open_extractor(args.weights, batch_size=256))]
         for i, path in enumerate([None, *args.also]):
             folder = Path(tmp) / str(i)
             folder.mkdir()
             for suffix in (".keras", ".json"):
                 shutil.copyfile(args.weights.with_suffix(suffix), folder / f"extractor{suffix}")
             if path is None:  # no .onnx beside: the float graph is made from the .keras file
-                graphs.append(("float network", Extractor(folder / "extractor.keras", batch_size=256)))
+                graphs.append(("float network", open_extractor(folder / "extractor.keras", batch_size=256)))
             else:
                 shutil.copyfile(path, folder / "extractor.onnx")
-                graphs.append((f"`{path}`", Extractor(folder / "extractor.keras", batch_size=256)))
+                graphs.append((f"`{path}`", open_extractor(folder / "extractor.keras", batch_size=256)))
         rows, vectors = [], {}
         for label, extractor in graphs:
             extractor.embed(val.chips[:256])  # loaded and warm before the clock starts
@@ -67,7 +68,7 @@ def main() -> None:
             c = calibrate(v, labels)
             r = evaluate_lfw(extractor, Path(args.data) / "lfw", lfw, progress=False)
             rows.append((label, rate, c, r))
-    print(f"model {Extractor(args.weights).version}; {len(val.chips)} validation photos of "
+    print(f"model {open_extractor(args.weights).version}; {len(val.chips)} validation photos of "
           f"{len(set(names.tolist()))} identities, {r['photos']} LFW View 2 photos\n")
     print("| graph | faces/s (2 cores, flip as shipped) | validation TAR at FAR 1e-3 / 1e-2 | "
           "LFW accuracy | LFW TAR at FAR 1e-3 / 1e-2 | cosine to the float network's vectors: mean / lowest |")

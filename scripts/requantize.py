@@ -2,7 +2,7 @@
 
     python scripts/requantize.py                  # models/weights, measured in runs/requantize
 
-Needed when `models/graphs.py`'s `quantize` changes: the float weights (`extractor.keras`) stay as trained,
+Needed when `models/training/export.py`'s `quantize` changes: the float weights (`extractor.keras`) stay as trained,
 the graph `extractor.onnx` is written again from them on 512 chips of the training identities, the
 thresholds are calibrated again on the validation identities and LFW View 2 is measured again, all through
 the new graph; then `extractor.json` (with a new version, so galleries are moved by `facesearch reembed`),
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, parser, timestamped_log  # noqa: E402
 
-from models.runs import requantize  # noqa: E402
+from models.training.runs import requantize  # noqa: E402
 
 
 def main() -> None:

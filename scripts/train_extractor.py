@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, parser, timestamped_log  # noqa: E402
 
-from models.runs import run_training, ship  # noqa: E402
-from models.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe  # noqa: E402
+from models.training.runs import run_training, ship  # noqa: E402
+from models.training.train import BACKBONES, LOSSES, TrainConfig, cache_name, geometry_of, recipe  # noqa: E402
 
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--run", required=True, help="run folder (checkpoints, history, outputs)")
     ap.add_argument("--loss", choices=LOSSES, default="triplet")
     # left unset, the settings below take the backbone's defaults: TrainConfig's for scratch (2000 steps, softmax
-    # weight 1, lr 2e-3, margin 0.3, no distillation), the shipped recipe for dlib (models.train.DLIB_RECIPE)
+    # weight 1, lr 2e-3, margin 0.3, no distillation), the shipped recipe for dlib (models.training.train.DLIB_RECIPE)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--softmax-weight", type=float, default=None)
     ap.add_argument("--distill-weight", type=float, default=None,
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--no-flip", action="store_true",
                     help="embed each chip alone at run time (twice the throughput) instead of averaging it with its mirror")
     ap.add_argument("--backbone", choices=BACKBONES, default="scratch",
-                    help="dlib: fine-tune dlib's public-domain network (models/dlib_port.py; --steps 0 is the plain "
+                    help="dlib: fine-tune dlib's public-domain network (models/training/dlib_port.py; --steps 0 is the plain "
                          "port); scratch: the baseline from random weights")
     ap.add_argument("--frozen-stages", type=int, default=None,
                     help="dlib: residual stages after the (always frozen) stem left out of training")

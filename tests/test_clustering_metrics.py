@@ -7,7 +7,7 @@ import pytest
 
 from models import clustering
 from models.clustering import cluster_vectors, join_clusters
-from models.metrics import bcubed, open_set
+from models.training.metrics import bcubed, open_set
 
 # Two people: a (2 photos) and b (3 photos).
 TRUTH = np.array(["a", "a", "b", "b", "b"])

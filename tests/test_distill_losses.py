@@ -18,7 +18,7 @@ def faces():
 
 
 def test_position_is_zero_only_on_the_teacher(faces):
-    from models.losses import distill_position_loss
+    from models.training.losses import distill_position_loss
 
     teacher, rotated, other = faces
     assert float(distill_position_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
@@ -27,7 +27,7 @@ def test_position_is_zero_only_on_the_teacher(faces):
 
 
 def test_relation_only_asks_for_the_teachers_geometry(faces):
-    from models.losses import distill_relation_loss
+    from models.training.losses import distill_relation_loss
 
     teacher, rotated, other = faces
     assert float(distill_relation_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)

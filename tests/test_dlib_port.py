@@ -1,4 +1,4 @@
-"""The port of dlib's face network (`models/dlib_port.py`): our reader of the .dat file and our Keras network give
+"""The port of dlib's face network (`models/training/dlib_port.py`): our reader of the .dat file and our Keras network give
 dlib's own vectors (`compute_face_descriptor` of dlib-bin) on real aligned chips, to 1e-5; and a file that is
 not that network is refused with a message naming the byte where it stops making sense."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytest.importorskip("face_recognition_models", reason="dlib's weights ship in fa
 
 @pytest.fixture(scope="module")
 def port():
-    from models.dlib_port import build_keras, find_dat, read_dat
+    from models.training.dlib_port import build_keras, find_dat, read_dat
 
     return build_keras(read_dat(find_dat()))
 
@@ -25,7 +25,7 @@ def port():
 def train_chips(detector, data_dir) -> np.ndarray:
     """64 chips aligned for the 150 px geometry, from the first photo of every 20th training identity
     (CelebA, Pins, ORL, Yale: varied faces, lighting and grey photos)."""
-    from models.chips import on_canvas
+    from models.training.chips import on_canvas
 
     folders = sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())[::20][:70]
     chips = []
@@ -40,7 +40,7 @@ def train_chips(detector, data_dir) -> np.ndarray:
 
 
 def test_port_gives_dlibs_vectors(port, train_chips):
-    from models.dlib_port import dlib_vectors, find_dat
+    from models.training.dlib_port import dlib_vectors, find_dat
     from models.extractor import preprocess
 
     assert len(train_chips) >= 50 and train_chips.shape[1:] == (150, 150, 3)
@@ -63,7 +63,7 @@ def test_port_has_dlibs_shape(port):
 
 
 def test_a_file_that_is_not_the_network_is_refused(tmp_path):
-    from models.dlib_port import DlibFormatError, find_dat, read_dat
+    from models.training.dlib_port import DlibFormatError, find_dat, read_dat
 
     data = find_dat().read_bytes()
     cut = tmp_path / "cut.dat"

@@ -37,13 +37,15 @@ def _eager(weights, chips: np.ndarray, flip: bool) -> np.ndarray:
 
 
 def test_float_graph_equals_the_keras_model_called_eagerly(shipped_model, chips, tmp_path):
-    """The converter (`models/graphs.py`): a run folder with only the `.keras` file is turned into a float
+    """The converter (`models/training/export.py`): a run folder with only the `.keras` file is turned into a float
     graph in memory, which must embed as the Keras network does, whatever the batch."""
     import shutil
 
     for suffix in (".keras", ".json"):
         shutil.copyfile(shipped_model.with_suffix(suffix), tmp_path / f"extractor{suffix}")
-    extractor = Extractor(tmp_path / "extractor.keras", batch_size=4)  # 9 chips: batches of 4, 4 and 1
+    from models.training.export import open_extractor
+
+    extractor = open_extractor(tmp_path / "extractor.keras", batch_size=4)  # 9 chips: batches of 4, 4 and 1
     got = extractor.embed(chips)
     np.testing.assert_allclose(got, _eager(shipped_model, chips, extractor.info.flip), atol=1e-5)
     np.testing.assert_allclose(extractor.embed(chips[3:4]), got[3:4], atol=1e-5)  # one chip alone: the same
@@ -54,19 +56,19 @@ def test_shipped_graph_is_the_8_bit_network(shipped_model, chips):
     """The engine runs the shipped `.onnx`: the same network quantized to 8 bits, so each vector points where
     the float network's does to a cosine of 0.999 on average (0.995 at worst), unit length, and independent of
     the batch it came in. On a processor without VNNI a graph with full-range 8-bit weights fails this (ONNX
-    Runtime's 8-bit products saturate there: cosines from 0.12, 0.87 on average, `models/graphs.py`); the
+    Runtime's 8-bit products saturate there: cosines from 0.12, 0.87 on average, `models/training/export.py`); the
     weights must be within 7 bits."""
     import onnx
     from onnx import numpy_helper
 
-    from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
+    from models.training.export import QUANT_PRECISION, QUANT_SUFFIX
 
     assert shipped_model.with_suffix(".onnx").exists(), "the shipped model's ONNX graph is missing"
     graph = onnx.load(shipped_model.with_suffix(".onnx")).graph
     ops = [node.op_type for node in graph.node]
     assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Relu"} <= set(ops)
     # dlib's 29 convolutions and the 4 fixed downsampling shortcuts, each an 8-bit convolution; its affine
-    # layers folded into them (`models/dlib_port.py`): nothing between two convolutions but ReLU and addition
+    # layers folded into them (`models/training/dlib_port.py`): nothing between two convolutions but ReLU and addition
     assert ops.count("Conv") == 33
     assert not {"BatchNormalization", "PRelu", "Mul"} & set(ops), set(ops)
     stored = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -138,13 +140,13 @@ def _prelu_qdq_graph(slopes: np.ndarray, height: int, width: int, x_scale: float
 
 
 def test_prelu_in_8_bits_gives_the_float_prelu_within_one_step():
-    """`graphs.prelu_in_8_bits` turns the float PReLU between two conversions into 8-bit operations: every input
+    """`export.prelu_in_8_bits` turns the float PReLU between two conversions into 8-bit operations: every input
     code of every channel (slopes negative, zero, positive, up to 1) comes out within one output step of the
     float PReLU's, and a Max that is not a PReLU is left alone."""
     import onnx
 
     from models import runtime
-    from models.graphs import prelu_in_8_bits
+    from models.training.export import prelu_in_8_bits
 
     slopes = np.array([-0.45, -0.2, -0.013, 0.0, 0.05, 0.19, 0.5, 1.0])
     graph = _prelu_qdq_graph(slopes, 16, 16, x_scale=0.05, x_zero=131, y_scale=0.04, y_zero=3, extra_max=True)
@@ -173,14 +175,14 @@ def test_prelu_in_8_bits_gives_the_float_prelu_within_one_step():
 
 
 def test_constants_per_pixel_gives_the_same_numbers():
-    """`graphs.constants_per_pixel` writes a per-channel 8-bit constant that an addition broadcasts over a
+    """`export.constants_per_pixel` writes a per-channel 8-bit constant that an addition broadcasts over a
     feature map out over the map's height and width: ONNX Runtime gives the same bytes, and a constant read
     twice, or one whose map's shape is unknown, is left as it is."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from models import runtime
-    from models.graphs import constants_per_pixel
+    from models.training.export import constants_per_pixel
 
     c, h, w = 6, 5, 7
     consts = {"s": np.float32(0.05), "z": np.uint8(120), "cs": np.float32(0.02), "cz": np.uint8(30),

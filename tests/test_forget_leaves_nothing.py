@@ -15,6 +15,7 @@ from sqlalchemy import select
 from conftest import REPO, lfw_photos
 from db import INDEXED, FaceRow, PersonRow, PhotoRow, connect, session_factory
 from facesearch import api, toolkit
+from facesearch.calibration import CALIBRATION_FILE
 from facesearch.config import load_config
 from indexer import Gallery, VectorIndex, hash_file
 from indexer.lock import LOCK_FILE
@@ -88,7 +89,7 @@ def test_forget_leaves_no_trace_of_the_person(home, fake_extractor):
     # nothing of them in any file of the home, with no VACUUM: deleted rows are zeroed, the log is emptied
     files = sorted(p for p in home.home.rglob("*") if p.is_file())
     assert {p.name for p in files} <= {"facesearch.db", "facesearch.db-wal", "facesearch.db-shm", "faces.faiss",
-                                       "faces.faiss.json", LOCK_FILE, toolkit.CALIBRATION_FILE}
+                                       "faces.faiss.json", LOCK_FILE, CALIBRATION_FILE}
     traces = [NAME.encode(), NAME.encode("utf-16-le")] + [str(p).encode() for p in lfw_photos("Hugo_Chavez")[:3]]
     for f in files:
         data = f.read_bytes()
@@ -103,7 +104,7 @@ def test_forget_leaves_no_trace_of_the_person(home, fake_extractor):
 
 def test_nothing_stored_in_a_home_is_a_pickle(home):
     files = [p for p in home.home.rglob("*") if p.is_file()]
-    assert {"facesearch.db", "faces.faiss", "faces.faiss.json", toolkit.CALIBRATION_FILE} <= {p.name for p in files}
+    assert {"facesearch.db", "faces.faiss", "faces.faiss.json", CALIBRATION_FILE} <= {p.name for p in files}
     for f in files:
         data = f.read_bytes()
         assert not re.match(rb"\x80[\x02-\x05]", data), f"{f} starts like a pickle"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import (WeightedTar, accuracy_at, best_threshold, eer, identity_bootstrap, roc, roc_auc,
+from models.training.metrics import (WeightedTar, accuracy_at, best_threshold, eer, identity_bootstrap, roc, roc_auc,
                             tar_at_far, ten_fold, threshold_at_far)
-from models.generators import PKSampler
-from models.train import split_identities
+from models.training.generators import PKSampler
+from models.training.train import split_identities
 
 
 def test_best_threshold_separates_a_separable_set():
@@ -101,7 +101,7 @@ def test_batch_hard_triplet_loss_by_hand():
     Mean = (0.666 + 1.166) / 4 = 0.458.
     """
     tf = pytest.importorskip("tensorflow")
-    from models.losses import batch_hard_triplet_loss
+    from models.training.losses import batch_hard_triplet_loss
 
     ang = np.deg2rad([0, 60, 90, 180])
     emb = tf.constant(np.stack([np.cos(ang), np.sin(ang)], 1), tf.float32)
@@ -120,7 +120,7 @@ def test_semi_hard_triplet_loss_by_hand():
     Mean over 4 pairs = 0.075.
     """
     tf = pytest.importorskip("tensorflow")
-    from models.losses import semi_hard_triplet_loss
+    from models.training.losses import semi_hard_triplet_loss
 
     ang = np.deg2rad([0, 60, 90, 180])
     emb = tf.constant(np.stack([np.cos(ang), np.sin(ang)], 1), tf.float32)

@@ -1,11 +1,12 @@
 """The threshold `who` and `search` name faces with: chosen for a share of strangers named as someone, from the
-model's false-accept curve, stricter as more reference faces are enrolled (`models.metrics`, `facesearch.api`)."""
+model's false-accept curve, stricter as more reference faces are enrolled (`models.training.metrics`, `facesearch.api`)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.metrics import comparisons_far, far_curve, threshold_for_fpir
+from models.training.metrics import far_curve
+from models.thresholds import comparisons_far, threshold_for_fpir
 
 
 def synthetic_pairs(seed: int = 0, people: int = 60, pairs: int = 200_000):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA
-from models.datasets import (DatasetError, DatasetNotFound, MissingPhotos, load_celeba, load_dataset, load_folders,
+from models.training.datasets import (DatasetError, DatasetNotFound, MissingPhotos, load_celeba, load_dataset, load_folders,
                              load_lfw, load_lfw_pairs, load_lfw_view1)
 
 TRAIN = DATA / "train"

@@ -1,5 +1,5 @@
 """Pairs, triplets, P x K batches and in-batch mining on seeded synthetic labels; the numpy miners agree with
-the TF losses of models.losses."""
+the TF losses of models.training.losses."""
 from __future__ import annotations
 
 import doctest
@@ -7,8 +7,8 @@ import doctest
 import numpy as np
 import pytest
 
-import models.generators
-from models.generators import (PKSampler, batch_hard_triplets, cosine_distances, make_pairs, make_triplets,
+import models.training.generators
+from models.training.generators import (PKSampler, batch_hard_triplets, cosine_distances, make_pairs, make_triplets,
                                pair_capacity, semi_hard_triplets, triplet_capacity, triplet_losses)
 
 
@@ -30,7 +30,7 @@ def check_pairs(labels: np.ndarray, pairs: np.ndarray, same: np.ndarray, count: 
 
 
 def test_docstring_examples():
-    assert doctest.testmod(models.generators).failed == 0
+    assert doctest.testmod(models.training.generators).failed == 0
 
 
 def test_pairs_are_balanced_distinct_and_labelled_right_on_many_label_sets():
@@ -144,7 +144,7 @@ def pk_batch(seed: int, p: int = 6, k: int = 4, dim: int = 16) -> tuple[np.ndarr
 def test_mined_triplets_give_the_tf_losses(seed, margin):
     import tensorflow as tf
 
-    from models.losses import batch_hard_triplet_loss, pairwise_cosine_distance, semi_hard_triplet_loss
+    from models.training.losses import batch_hard_triplet_loss, pairwise_cosine_distance, semi_hard_triplet_loss
 
     emb, labels = pk_batch(seed)
     d = pairwise_cosine_distance(tf.constant(emb)).numpy()

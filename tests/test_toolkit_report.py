@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import models.report
+import models.training.report
 from conftest import DATA
-from models.datasets import load_folders
+from models.training.datasets import load_folders
 from models.detect import Detector
-from models.report import ATTRIBUTES, CSV_COLUMNS, build_report, roll_degrees, sample_indices, yaw_ratio
+from models.training.report import ATTRIBUTES, CSV_COLUMNS, build_report, roll_degrees, sample_indices, yaw_ratio
 
 TRAIN = DATA / "train"
 # identity -> photos copied: CelebA in the wild, Pins celebrities, ORL laboratory photos
@@ -152,4 +152,4 @@ def test_sampling_is_seeded_and_in_dataset_order():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(models.report).failed == 0
+    assert doctest.testmod(models.training.report).failed == 0

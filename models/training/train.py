@@ -1,9 +1,9 @@
 """Training the extractor networks on a chip cache, resumable after a kill.
 
-Two backbones: `dlib`, dlib's public-domain face network read from its weights file (`models/dlib_port.py`,
+Two backbones: `dlib`, dlib's public-domain face network read from its weights file (`models/training/dlib_port.py`,
 150 px chips), which the shipped extractor fine-tunes; and `scratch`, the toolkit's baseline ResNet
-(`models/network.py`, 112 px chips) from random weights. With `steps=0` a `dlib` run is the plain port, measured
-and shippable like any other run. Three objectives share one input pipeline (`models/pipeline.py`,
+(`models/training/network.py`, 112 px chips) from random weights. With `steps=0` a `dlib` run is the plain port, measured
+and shippable like any other run. Three objectives share one input pipeline (`models/training/input_pipeline.py`,
 P identities x K photos per batch), mined inside each batch:
 - `triplet`: batch-hard triplet loss on cosine distance (the shipped extractor);
 - `contrastive`: contrastive loss over every pair of the batch;
@@ -11,7 +11,7 @@ P identities x K photos per batch), mined inside each batch:
 An additive-cosine-margin softmax over the training identities can be added to any of them
 (`softmax_weight`; it speeds up the first epochs on a CPU), and so can embedding distillation from a teacher
 (`distill_weight`: the student's embedding of each augmented chip is pulled towards dlib's embedding of that
-photo, partly centred by `models.teacher.load_teacher` and stored beside the chip cache by
+photo, partly centred by `models.training.teacher.load_teacher` and stored beside the chip cache by
 `scripts/build_teacher.py`; the teacher is used at training time only). Everything a run produces lives in
 its run folder: `config.json`, `split.csv`, `history.csv`, checkpoints under `ckpt/`, and at the end
 `extractor.keras` (plus `pair_head.keras` for `pairs`).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.chips import ChipSet, load_cache
+from models.training.chips import ChipSet, load_cache
 
 
 LOSSES = ("triplet", "contrastive", "pairs")
@@ -71,7 +71,7 @@ def cache_name(dataset: str, geometry) -> str:
 class TrainConfig:
     """Recipe of one training run; saved in the run folder and in the model card."""
 
-    chips: str  # chip cache folder (see models/chips.py)
+    chips: str  # chip cache folder (see models/training/chips.py)
     run: str  # run folder: checkpoints, history, exported model
     loss: str = "triplet"  # triplet | contrastive | pairs (siamese pair classifier)
     steps: int = 2000
@@ -87,11 +87,11 @@ class TrainConfig:
     softmax_scale: float = 30.0
     softmax_margin: float = 0.2
     dim: int = 128
-    widths: tuple = (24, 48, 96, 192)  # channels of the backbone's four stages (models/network.py)
+    widths: tuple = (24, 48, 96, 192)  # channels of the backbone's four stages (models/training/network.py)
     depths: tuple = (1, 2, 2, 1)  # residual blocks per stage
-    augment: bool = True  # flip, crop, colour and grey jitter of training chips (models/pipeline.py)
+    augment: bool = True  # flip, crop, colour and grey jitter of training chips (models/training/input_pipeline.py)
     flip: bool = True  # the shipped extractor averages each chip's embedding with its mirror image's
-    distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/teacher.py)
+    distill_weight: float = 0.0  # > 0: add 1 - cos(student, teacher) with dlib's embeddings (models/training/teacher.py)
     distill_mode: str = "position"  # position: 1 - cos(student, teacher); relation: pairwise cosines matched;
     # anchor (dlib backbone): 1 - cos(student, the starting port's own vector of the photo): a fine-tune that
     # may move only as far as the triplet loss pays for
@@ -101,7 +101,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     max_hours: float = 0.0  # stop (checkpointed, resumable) after this much wall time in this process; 0 = no limit
     init_from: str = ""  # a run folder (its last checkpoint) or a shipped model (extractor.keras): start from it
-    backbone: str = "scratch"  # scratch: models/network.py from random weights; dlib: the ported dlib network
+    backbone: str = "scratch"  # scratch: models/training/network.py from random weights; dlib: the ported dlib network
     frozen_stages: int = 0  # dlib backbone: its stem and this many residual stages after it are not trained
     hard_identities: bool = False  # batches of look-alike pairs of identities, found by the starting network
 
@@ -151,16 +151,16 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise ValueError(f"distill_mode must be position, relation or anchor, not {cfg.distill_mode!r}")
     if cfg.distill_mode == "anchor" and cfg.backbone != "dlib":
         raise ValueError("distill_mode anchor pulls towards the port's own vectors: it needs the dlib backbone")
-    from models.network import quiet_tensorflow
+    from models.training.network import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
     import tensorflow as tf
 
-    from models.losses import (batch_hard_triplet_loss, contrastive_loss, cosine_margin_logits,
+    from models.training.losses import (batch_hard_triplet_loss, contrastive_loss, cosine_margin_logits,
                                distill_position_loss, distill_relation_loss, pair_classifier_loss)
-    from models.network import build_backbone, build_pair_head
-    from models.pipeline import make_dataset, measure_pipeline
+    from models.training.network import build_backbone, build_pair_head
+    from models.training.input_pipeline import make_dataset, measure_pipeline
 
     run = Path(cfg.run)
     cache, names, train_ids, val_ids = prepare(cfg)
@@ -171,7 +171,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     labels = np.array([label_of[n] for n in names[keep]], np.int32)
     targets = None
     if cfg.distill_weight and cfg.distill_mode != "anchor":
-        from models.teacher import load_teacher
+        from models.training.teacher import load_teacher
 
         targets = load_teacher(cfg.chips, tuple(np.array(cache.paths)[keep]), cfg.teacher_centre)
         usable = np.linalg.norm(targets, axis=1) > 0.5  # photos the teacher could not read have zeros
@@ -181,7 +181,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     tf.keras.utils.set_random_seed(cfg.seed)
     if cfg.backbone == "dlib":
-        from models.dlib_port import build_keras, find_dat, freeze, read_dat, source_record
+        from models.training.dlib_port import build_keras, find_dat, freeze, read_dat, source_record
 
         model = build_keras(read_dat(find_dat()))
         freeze(model, cfg.frozen_stages)

@@ -45,8 +45,8 @@ import cv2
 import numpy as np
 
 from models.align import align
-from models.chips import on_canvas, shift_face  # the same canvas and mapping back as chip_photos
-from models.datasets import Dataset
+from models.training.chips import on_canvas, shift_face  # the same canvas and mapping back as chip_photos
+from models.training.datasets import Dataset
 from models.detect import Detector, main_face
 from models.faces import Face
 from models.image import ImageError, read_image

@@ -5,7 +5,7 @@ Everything here is numpy over integer indices into a list of photos (a `Dataset`
 nothing reads files. Samplers take a `seed` and give the same answer for the same seed.
 
 Distances are cosine distances on L2-normalised embeddings, d(a, b) = 1 - a.b (0 = same direction, 2 =
-opposite), the one distance of `models.losses`.
+opposite), the one distance of `models.training.losses`.
 """
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ class PKSampler:
 
 
 def cosine_distances(embeddings: np.ndarray) -> np.ndarray:
-    """(n, n) matrix of d(i, j) = 1 - e_i.e_j for L2-normalised rows, as `models.losses` computes it."""
+    """(n, n) matrix of d(i, j) = 1 - e_i.e_j for L2-normalised rows, as `models.training.losses` computes it."""
     e = np.asarray(embeddings)
     return 1.0 - e @ e.T
 
@@ -275,7 +275,7 @@ def batch_hard_triplets(distances: np.ndarray, labels) -> np.ndarray:
 
     Returns (m, 3) int64 rows (anchor, positive, negative), one per anchor that has both a positive and a
     negative, in anchor order; ties go to the lowest index. These are the triplets of
-    `models.losses.batch_hard_triplet_loss`: the mean of `triplet_losses` over them equals that loss.
+    `models.training.losses.batch_hard_triplet_loss`: the mean of `triplet_losses` over them equals that loss.
 
     Worked example: photos 0, 1 of identity A and 2 of B, with d(0,1) = 0.5, d(0,2) = 0.2, d(1,2) = 0.9.
     Anchor 0: positive 1, negative 2. Anchor 1: positive 0, negative 2. Anchor 2 has no positive.
@@ -298,7 +298,7 @@ def semi_hard_triplets(distances: np.ndarray, labels) -> np.ndarray:
 
     Returns (m, 3) int64 rows (anchor, positive, negative), in (anchor, positive) order, one per ordered pair
     of two photos of one identity whose anchor has a negative in the batch; ties go to the lowest index.
-    These are the triplets of `models.losses.semi_hard_triplet_loss`: the mean of `triplet_losses` over them
+    These are the triplets of `models.training.losses.semi_hard_triplet_loss`: the mean of `triplet_losses` over them
     equals that loss. (An anchor with no negative at all gives no triplet here; the TF loss would still count
     its pairs, against a stand-in distance of -1. A P x K batch with P >= 2 never has such an anchor.)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from models.align import ARCFACE_112, ChipGeometry
-from models.graphs import QUANT_PRECISION, QUANT_SUFFIX
-from models.train import TrainConfig, cache_name, geometry_of, identity_of
+from models.training.export import QUANT_PRECISION, QUANT_SUFFIX
+from models.training.train import TrainConfig, cache_name, geometry_of, identity_of
 
 # The threshold `verify` and `who` use by default: calibrated on validation identities for this FAR.
 # Not 1e-2: `who` compares a face with every enrolled face, so false accepts add up; with the first model
@@ -35,19 +35,19 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
     _train_cache(cfg, data, log)
     weights = run / "extractor.keras"
     if cfg.distill_weight and cfg.distill_mode != "anchor" and not weights.exists():
-        from models.teacher import build_teacher
+        from models.training.teacher import build_teacher
 
         log(f"teacher (dlib) embeddings for the photos of {cfg.chips}")
         build_teacher(cfg.chips)
     if not weights.exists():
-        from models.train import train
+        from models.training.train import train
 
         train(cfg, log=log)
         if not weights.exists():
             log("not finished; rerun the same command to resume")
             return run
     if (run / "history.csv").exists():  # the plain port (0 steps) has none
-        from models.plots import plot_history
+        from models.training.plots import plot_history
 
         plot_history(run / "history.csv", run / "loss.png")
     return measure(run, cfg, data, chips_root, log, evaluate_lfw_too)
@@ -56,8 +56,8 @@ def run_training(cfg: TrainConfig, data: Path, chips_root: Path, log=print, eval
 def _train_cache(cfg: TrainConfig, data: Path, log=print) -> None:
     """The chip cache of the training photos, built first when missing."""
     if not list(Path(cfg.chips).glob("shard-*.npz")):
-        from models.chips import build_cache
-        from models.datasets import load_folders
+        from models.training.chips import build_cache
+        from models.training.datasets import load_folders
 
         log(f"building the chip cache of {data / 'train'} in {cfg.chips}")
         build_cache(list(load_folders(data / "train").paths), cfg.chips, canvas=TRAIN_CANVAS,
@@ -68,7 +68,7 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
             evaluate_lfw_too: bool = True) -> Path:
     """The stages after training, each skipped when done: the engine's 8-bit graph, thresholds calibrated on
     the validation identities through it, the test identities (when the split has any) and LFW View 2."""
-    from models.chips import load_cache
+    from models.training.chips import load_cache
 
     weights = run / "extractor.keras"
     info = run / "extractor.json"
@@ -79,16 +79,16 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
             meta["chip"] = geometry_of(cfg.backbone).as_json()
         info.write_text(json.dumps(meta, indent=2))
     if json.loads(info.read_text()).get("graph", {}).get("precision") != QUANT_PRECISION:
-        _write_graph(run, cfg, weights, log)  # none yet, or one of an earlier scheme (graphs.OLD_QUANT_SUFFIXES)
-    from models.extractor import Extractor
+        _write_graph(run, cfg, weights, log)  # none yet, or one of an earlier scheme (export.OLD_QUANT_SUFFIXES)
+    from models.training.export import open_extractor
 
     pair_head = load_pair_head(run)
     calib_file = run / "calibration.json"
     if not calib_file.exists():
-        from models.evaluate import calibrate, embed_chipset
+        from models.training.evaluate import calibrate, embed_chipset
 
         val, names = split_chips(run, load_cache(cfg.chips), "val")
-        calib = calibrate(embed_chipset(Extractor(weights), val), names)
+        calib = calibrate(embed_chipset(open_extractor(weights), val), names)
         calib.update(photos=int(len(names)), identities=int(len(set(names.tolist()))))
         calib_file.write_text(json.dumps(calib, indent=2))
         log(f"calibration on validation identities: {calib}")
@@ -97,10 +97,10 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
     meta.update(threshold=calib[far_key(SHIPPED_FAR)], threshold_far=SHIPPED_FAR,
                 threshold_far_1e_2=calib["threshold_far_1e-2"], threshold_far_1e_3=calib["threshold_far_1e-3"])
     info.write_text(json.dumps(meta, indent=2))
-    extractor = Extractor(weights)
+    extractor = open_extractor(weights)
 
     if cfg.split[2] > 0 and not (run / "test.json").exists():
-        from models.evaluate import evaluate_identities, write_evaluation
+        from models.training.evaluate import evaluate_identities, write_evaluation
 
         test, names = split_chips(run, load_cache(cfg.chips), "test")
         labels = np.unique(names, return_inverse=True)[1]
@@ -108,7 +108,7 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
         write_evaluation(result, d, same, run, "test")
         log(f"test identities: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}")
     if evaluate_lfw_too and not (run / "lfw.json").exists():
-        from models.evaluate import evaluate_lfw, write_evaluation
+        from models.training.evaluate import evaluate_lfw, write_evaluation
 
         t0 = time.time()
         result = evaluate_lfw(extractor, data / "lfw", lfw_chips(data, chips_root, geometry_of(cfg.backbone)),
@@ -118,7 +118,7 @@ def measure(run: Path, cfg: TrainConfig, data: Path, chips_root: Path, log=print
         log(f"LFW View 2: {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}, "
             f"TAR@FAR1e-3 {result['tar_at_far_1e-3']:.4f}, AUC {result['roc_auc']:.4f}")
     if (run / "lfw.json").exists() and not (run / "lfw-view2-roc.png").exists():
-        from models.evaluate import write_evaluation
+        from models.training.evaluate import write_evaluation
 
         result = json.loads((run / "lfw.json").read_text())
         write_evaluation(result, np.array(result["distances"]), np.array(result["same"]), run, "lfw-view2")
@@ -133,8 +133,8 @@ def _write_graph(run: Path, cfg: TrainConfig, weights: Path, log=print) -> None:
     """extractor.onnx, the graph the engine runs, quantized to 8 bits on chips of training identities; its
     vectors differ slightly from the float network's, so the version gets `QUANT_SUFFIX` and the thresholds and
     evaluations are measured again through it."""
-    from models.chips import load_cache
-    from models.graphs import CALIBRATION_CHIPS, OLD_QUANT_SUFFIXES, calibration_sample, export_extractor
+    from models.training.chips import load_cache
+    from models.training.export import CALIBRATION_CHIPS, OLD_QUANT_SUFFIXES, calibration_sample, export_extractor
 
     train_set, _ = split_chips(run, load_cache(cfg.chips), "train")
     export_extractor(weights, sample=calibration_sample(train_set.chips))
@@ -161,8 +161,8 @@ def far_key(far: float) -> str:
 def lfw_chips(data: Path, chips_root: Path, geometry: ChipGeometry = ARCFACE_112):
     """The chip cache of the LFW View 2 photos for a chip geometry (default: the baseline's), built first if
     missing or incomplete."""
-    from models.chips import build_cache, load_cache
-    from models.datasets import load_lfw_pairs
+    from models.training.chips import build_cache, load_cache
+    from models.training.datasets import load_lfw_pairs
 
     cache = Path(chips_root) / cache_name("lfw-view2", geometry)
     pairs = load_lfw_pairs(Path(data) / "lfw")
@@ -174,7 +174,7 @@ def lfw_chips(data: Path, chips_root: Path, geometry: ChipGeometry = ARCFACE_112
 
 def split_chips(run: Path, cache, which: str):
     """The chips (faces found only) and identity names of one part of the run's split."""
-    from models.chips import ChipSet
+    from models.training.chips import ChipSet
 
     ids = {line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:]
            if line.endswith("," + which)}
@@ -206,13 +206,13 @@ FIGURES = ("loss.png", "lfw-view2-roc.png", "lfw-view2-distances.png")
 
 
 def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) -> bool:
-    """Rewrite a shipped extractor's engine graph with the current `models.graphs.quantize` scheme when it was
+    """Rewrite a shipped extractor's engine graph with the current `models.training.export.quantize` scheme when it was
     written with an earlier one, measure it again (thresholds, LFW) in the folder `work`, then update `dest`:
     the graph, extractor.json (a new version: galleries are re-embedded by `facesearch reembed`), the LFW
     figures and the model card's measured sections. The float weights are not touched. The split is that of
     the default recipe (seed and shares), which every shipped run used. False when there was nothing to do."""
-    from models.card import refresh_card
-    from models.train import prepare
+    from models.training.card import refresh_card
+    from models.training.train import prepare
 
     dest, work = Path(dest), Path(work)
     shipped = json.loads((dest / "extractor.json").read_text())
@@ -249,7 +249,7 @@ def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) 
 def ship(run: Path, dest: Path, log=print) -> None:
     """Copy the run's extractor into `dest` (models/weights) with its ONNX graph, extractor.json and the model
     card."""
-    from models.card import write_card
+    from models.training.card import write_card
 
     run, dest = Path(run), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

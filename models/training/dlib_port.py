@@ -31,7 +31,7 @@ sizes pads the smaller with zeros at the end of its channels, rows and columns; 
 
 The Keras model built here takes the engine's input, (pixel - 127.5) / 128 (`models.extractor.preprocess`), and
 gives unit vectors. Exactly the same function as dlib's, rewritten in layers the ONNX exporter and quantizer
-handle (`models/graphs.py`):
+handle (`models/training/export.py`):
 - the input normalisation is folded into the stem convolution (exact, as the stem is unpadded);
 - each `affine_` after a convolution is folded into that convolution's kernel and bias;
 - each downsampling shortcut (2x2/2 average pooling, then zero channels added) is a fixed 2x2/2 convolution
@@ -301,7 +301,7 @@ def _padding(con: DlibLayer) -> str:
 def build_keras(net: DlibNet, name: str = "dlib_resnet_v1"):
     """The Keras model (input (None, 150, 150, 3) in [-1, 1], output `embedding` unit vectors) of `net`;
     the layer before the normalisation, `dlib_vector`, gives dlib's own vector."""
-    from models.network import quiet_tensorflow
+    from models.training.network import quiet_tensorflow
 
     quiet_tensorflow()
     import keras

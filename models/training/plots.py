@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.metrics import roc
+from models.training.metrics import roc
 
 
 def _pyplot():

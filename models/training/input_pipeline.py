@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from models.generators import PKSampler
+from models.training.generators import PKSampler
 
 
 def augment(x):

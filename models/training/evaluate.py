@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.chips import ChipSet
-from models.datasets import load_lfw_pairs
-from models.metrics import best_threshold, tar_at_far, ten_fold, threshold_at_far
+from models.training.chips import ChipSet
+from models.training.datasets import load_lfw_pairs
+from models.training.metrics import best_threshold, tar_at_far, ten_fold, threshold_at_far
 
 # Different-identity pairs a calibration scores at most (every same-identity pair is scored).
 CALIBRATION_DIFFERENT_PAIRS = 500_000
@@ -65,7 +65,7 @@ def pair_distances(emb_a: np.ndarray, emb_b: np.ndarray, pair_head=None) -> np.n
     """Distance of each pair of rows: cosine distance, or with a pair classifier's head 1 - P(same)."""
     if pair_head is None:
         return (1.0 - np.sum(emb_a * emb_b, axis=1)).astype(np.float32)
-    from models.losses import pair_features
+    from models.training.losses import pair_features
 
     logits = np.asarray(pair_head(pair_features(emb_a, emb_b), training=False)).reshape(-1)
     return (1.0 - 1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
@@ -88,7 +88,7 @@ def write_evaluation(result: dict, distances: np.ndarray, same: np.ndarray, out:
     """NAME.json (numbers), NAME-roc.png, NAME-distances.png, NAME-confusion.png under `out`."""
     import json
 
-    from models.plots import plot_confusion, plot_distance_histograms, plot_roc
+    from models.training.plots import plot_confusion, plot_distance_histograms, plot_roc
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
