@@ -38,6 +38,8 @@ from indexer.library import faces_named, match_people, nearest_person
 from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor, enroll_people, reason_of
 from indexer.private import create_private_file, loose, private_dir, tighten
+from models.distance import cosine_distance
+from models.files import write_atomic
 from models.extractor import ModelInfo
 from models.faces import Box
 from models.image import ImageError, read_image
@@ -637,7 +639,7 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
                               f"{config.min_face_px} pixels wide and turned to the camera.")
         faces.append(face)
     (a,), (b,) = pipeline.embed(images, [[f] for f in faces])
-    distance = max(0.0, float(1.0 - np.dot(a.vector, b.vector)))
+    distance = float(cosine_distance(a.vector, b.vector))
     threshold, far, _ = threshold_in_use(config, extractor)
     return Verdict(paths[0], paths[1], faces[0].box, faces[1].box, distance < threshold, distance, threshold,
                    far, extractor.version)
@@ -898,6 +900,20 @@ def label_place(box: tuple[int, int, int, int], label_w: int, label_h: int,
     return x, y, label_w, label_h
 
 
+def encoded(image, suffix: str) -> bytes:
+    """A PIL image as the bytes of the format its file name's suffix names (ValueError for an unknown one)."""
+    import io
+
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unknown file extension: {suffix or '(none)'}")
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
 def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
     """Draw each answered photo with its boxes and names; returns the files written.
 
@@ -950,15 +966,10 @@ def annotate(answers: Sequence[PhotoAnswer], out: str | Path) -> list[Path]:
                                          image.size)
             draw.rectangle([lx, ly, lx + lw, ly + lh], fill=colour)
             draw.text((lx + width - left, ly + width - top), label, fill=(255, 255, 255), font=font)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
         try:
-            image.save(tmp)
-            os.replace(tmp, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, encoded(image, target.suffix))
         except (OSError, ValueError) as e:
             raise BadOutputPath(f"{target}: cannot write the annotated photo ({e})") from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         written.append(target)
     return written

@@ -9,30 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexer.private import open_private
+from models.files import write_atomic
 
 PEOPLE_COLUMNS = ["person_id", "name", "enrolled_faces", "gallery_faces_named"]
 PHOTO_COLUMNS = ["photo_id", "path", "sha256", "width", "height", "status", "error", "faces"]
 FACE_COLUMNS = ["face_id", "photo_id", "path", "x0", "y0", "x1", "y1", "score", "kind", "name", "name_source",
                 "distance", "model_version"]
-
-
-def write_atomic_text(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` through a temporary file renamed into place, readable by its owner only
-    (0600: an export holds names and face data, `indexer/private.py`)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def csv_text(columns: Sequence[str], rows: Sequence[dict]) -> str:
@@ -57,7 +42,7 @@ def write_export(out_dir: Path, people: Sequence[dict], photos: Sequence[dict], 
     if "csv" in formats:
         for name, columns, rows in (("people.csv", PEOPLE_COLUMNS, people), ("photos.csv", PHOTO_COLUMNS, photos),
                                     ("faces.csv", FACE_COLUMNS, faces)):
-            write_atomic_text(out_dir / name, csv_text(columns, rows))
+            write_atomic(out_dir / name, csv_text(columns, rows), private=True)
             written.append(out_dir / name)
     if "json" in formats:
         by_photo: dict[int, list[dict]] = {}
@@ -66,6 +51,7 @@ def write_export(out_dir: Path, people: Sequence[dict], photos: Sequence[dict], 
                 {k: v for k, v in face.items() if k not in ("photo_id", "path")})
         document = {"about": about, "people": list(people),
                     "photos": [{**photo, "faces": by_photo.get(photo["photo_id"], [])} for photo in photos]}
-        write_atomic_text(out_dir / "facesearch.json", json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        write_atomic(out_dir / "facesearch.json", json.dumps(document, indent=1, ensure_ascii=False) + "\n",
+                         private=True)
         written.append(out_dir / "facesearch.json")
     return written

@@ -11,6 +11,7 @@ import numpy as np
 
 from facesearch.calibration import CALIBRATION_FILE, Calibration
 from facesearch.errors import FacesearchError, PhotoNotFound
+from models.distance import cosine_distance
 
 class CalibrationFailed(FacesearchError):
     """The photos given for calibration cannot fix a threshold (too few people or faces)."""
@@ -48,7 +49,7 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
     a, b, same = all_pairs(labels, max_different, seed=0)
     if same.sum() < 1 or (~same).sum() < 1:
         raise CalibrationFailed(f"{folder}: needs at least two photos with a face for one person and two people")
-    d = 1.0 - np.sum(emb[a] * emb[b], axis=1)
+    d = cosine_distance(emb[a], emb[b])
     curve = far_curve(d[~same], labels[a][~same], labels[b][~same], fars=(far,), rounds=200)
     estimate, low, high = (float(curve[k][0]) for k in ("threshold", "low", "high"))
     threshold = min(estimate, low)
@@ -61,10 +62,10 @@ def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, 
                       tuple(str(p) for p, ok_ in zip(ds.paths, found) if not ok_),
                       time.strftime("%Y-%m-%d %H:%M:%S"), note.strip(), estimate, (low, high))
     if store:
-        from facesearch.export import write_atomic_text
+        from models.files import write_atomic
         from indexer.private import private_dir
 
-        write_atomic_text(private_dir(Path(home)) / CALIBRATION_FILE, cal.to_json())  # 0600, as the home's files
+        write_atomic(private_dir(Path(home)) / CALIBRATION_FILE, cal.to_json(), private=True)  # as the home's files
     return cal
 
 

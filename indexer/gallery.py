@@ -242,7 +242,7 @@ class Gallery:
     def save_index(self, on_step: Callable[[str], None] | None = None) -> None:
         """Write the index if it changed. When the database meanwhile holds other vectors than it (another
         process wrote there), it is rebuilt from the database first, so a save never drops their vectors.
-        `on_step` is told the steps of the file writes (see `indexer.vectors.write_atomic`)."""
+        `on_step` is told the steps of the file writes (see `models.files.write_atomic`)."""
         if self._index is not None and self._dirty:
             if (self._vector_stats() != (self._index.count, max(self._index.ids, default=-1))
                     or self._index.type != self.scale.index_type(self._index.count)):

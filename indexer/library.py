@@ -31,6 +31,7 @@ from db import (
 from indexer.gallery import Gallery, person_row
 from indexer.vectors import from_bytes
 from models.clustering import cluster_vectors, join_clusters
+from models.distance import cosine_distances
 
 _IN_CHUNK = 500  # ids per IN (...) clause
 
@@ -188,7 +189,7 @@ def enrolment_doubts(gallery: Gallery, name: str, vectors: np.ndarray, threshold
     doubts = []
     for j, v in enumerate(vectors):
         mates = np.concatenate([own, np.delete(vectors, j, axis=0)])
-        d_own = float(np.min(1.0 - mates @ v)) if len(mates) else None
+        d_own = float(cosine_distances(v[None], mates).min()) if len(mates) else None
         other, d_other = others[j]
         if d_other is not None and d_own is not None and d_other < d_own:
             doubts.append(f"nearer to {other}'s faces ({d_other:.3f}) than to {name}'s other faces ({d_own:.3f})")

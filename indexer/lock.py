@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from indexer.private import open_private, private_dir
+from indexer.private import private_dir
+from models.files import open_private
 
 LOCK_FILE = "facesearch.lock"
 

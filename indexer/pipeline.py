@@ -314,7 +314,7 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     `on_step`, when given, is told each step as it is done: `scanned N` (photos found), `detected N` (photos of
     a batch, or of a part of it, detected and embedded), `written N` (a batch's transaction committed, N faces),
     `saving`, the steps of the index and sidecar file writes (`temp-partial`, `temp-complete`, `replaced`: see
-    `indexer.vectors.write_atomic`) and `saved`. Tests use it to stop a run at a chosen point.
+    `models.files.write_atomic`) and `saved`. Tests use it to stop a run at a chosen point.
     """
     step = on_step or (lambda _: None)
     start = time.monotonic()

@@ -12,8 +12,9 @@ import os
 import stat
 from pathlib import Path
 
+from models.files import PRIVATE_FILE, open_private
+
 PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 # Files of a home that SQLite may create beside the database (same name plus these suffixes)
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -26,15 +27,6 @@ def private_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, PRIVATE_DIR)
     return path
-
-
-def open_private(path: Path, flags: int) -> int:
-    """`os.open(path, flags | O_CREAT)` for a file only its owner may read or write: created 0600, and set to
-    0600 when it existed with another mode."""
-    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
-    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
-        os.fchmod(fd, PRIVATE_FILE)
-    return fd
 
 
 def create_private_file(path: Path) -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from indexer.private import open_private
+from models.files import write_atomic
+from models.distance import cosine_distances, from_similarity
 
 EXACT = "IDMap2,FlatIP"  # exact search; the FAISS factory string of a small gallery's index
 _IVF = re.compile(r"IVF(\d+),SQ8")
@@ -285,15 +286,16 @@ class VectorIndex:
         """Write the index and its sidecar beside `path` and rename them into place (never half-written).
 
         Temporary files left behind by an earlier save that was killed are removed first. `on_step`, when
-        given, is told the steps of each file's write (see `write_atomic`): tests stop a save there.
+        given, is told the steps of each file's write (see `models.files.write_atomic`): tests stop a save there.
         """
         sidecar = Sidecar(model_version=model_version, index_type=self.type, dim=self.dim, count=self.count,
                           max_id=max(self._ids, default=-1))
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(path)
         remove_leftovers(sidecar_path(path))
-        write_atomic(path, faiss.serialize_index(self._index).tobytes(), on_step)
-        write_atomic(sidecar_path(path), json.dumps(asdict(sidecar), indent=2).encode(), on_step)
+        write_atomic(path, faiss.serialize_index(self._index).tobytes(), private=True, on_step=on_step)
+        write_atomic(sidecar_path(path), json.dumps(asdict(sidecar), indent=2).encode(), private=True,
+                     on_step=on_step)
         return sidecar
 
     @classmethod
@@ -338,7 +340,7 @@ class VectorIndex:
         out = []
         for query, ids in zip(queries, candidates):
             rows = np.array([row_of[i] for i in ids.tolist() if i in row_of], np.int64)
-            out.append((held[rows], np.maximum(1.0 - vectors[rows] @ query, 0.0).astype(np.float32)))
+            out.append((held[rows], cosine_distances(query[None], vectors[rows])[0]))
         return out
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
@@ -354,13 +356,12 @@ def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _distances(sims: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    # an inner product may exceed 1 by rounding; a distance is never negative
-    return np.where(ids >= 0, np.maximum(1.0 - sims, 0.0), np.inf).astype(np.float32)
+    return np.where(ids >= 0, from_similarity(sims), np.inf).astype(np.float32)
 
 
 def _nearest(queries: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute force: the k nearest of (ids, vectors) to each query, padded like `VectorIndex.search`."""
-    d = np.maximum(1.0 - queries @ vectors.T, 0.0).astype(np.float32)
+    d = cosine_distances(queries, vectors)
     return _padded([(ids, row) for row in d], k)
 
 
@@ -374,37 +375,6 @@ def _padded(found: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndar
         distances[q, :len(order)] = d[order]
         out[q, :len(order)] = ids[order]
     return distances, out
-
-
-def _temp_path(path: Path, pid: int) -> Path:
-    return path.with_name(f".{path.name}.{pid}.tmp")
-
-
-def write_atomic(path: Path, data: bytes, on_step: Callable[[str], None] | None = None) -> None:
-    """Write `data` to a temporary file beside `path`, sync it and rename it into place, so that `path` holds
-    either its old bytes or all of the new ones, however the process ends.
-
-    `on_step`, when given, is told `temp-partial NAME` once the temporary file holds the first half of the
-    bytes (not yet synced), `temp-complete NAME` once it holds all of them, synced but not renamed, and
-    `replaced NAME` after the rename; NAME is the name of `path`.
-    """
-    step = on_step or (lambda _: None)
-    tmp = _temp_path(path, os.getpid())
-    try:
-        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:  # 0600: indexer/private.py
-            half = len(data) // 2
-            f.write(data[:half])
-            f.flush()
-            step(f"temp-partial {path.name}")
-            f.write(data[half:])
-            f.flush()
-            os.fsync(f.fileno())
-        step(f"temp-complete {path.name}")
-        os.replace(tmp, path)
-        step(f"replaced {path.name}")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def remove_leftovers(path: Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """The extractor: aligned chips to L2-normalised vectors, with its model card metadata.
 
-Distance everywhere in facesearch is the cosine distance between normalised vectors, `1 - a.b`, in [0, 2].
+Distance everywhere in facesearch is the cosine distance between normalised vectors, `1 - a.b`, in [0, 2]
+(`models/distance.py`).
 The shipped model lives in `models/weights/`: `extractor.keras` (Keras 3 format: JSON config plus weights,
 no pickle; what training resumes from), `extractor.onnx` (the same network as an ONNX graph, which the engine
 runs on ONNX Runtime, so that answering never imports TensorFlow, nor anything of the training toolkit) and `extractor.json` (version, dimension,
@@ -139,7 +140,3 @@ def normalise(v: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     return (v / np.maximum(norms, 1e-12)).astype(np.float32)
 
-
-def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - a.b for unit vectors, row by row (a and b of equal shape) -> (n,)."""
-    return (1.0 - np.sum(np.asarray(a, np.float32) * np.asarray(b, np.float32), axis=-1)).astype(np.float32)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from models.files import write_atomic
 
 OPSET = 17
 
@@ -179,10 +179,7 @@ def cached_mtcnn_graph(name: str, folder: Path | None, rebuild: bool = False) ->
     graph = mtcnn_graph(name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(graph)
-        os.replace(tmp, target)
+        write_atomic(target, graph)
     except OSError:
         pass
     return graph

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import models.training.generators
-from models.training.generators import (PKSampler, batch_hard_triplets, cosine_distances, make_pairs, make_triplets,
+from models.distance import cosine_distances
+from models.training.generators import (PKSampler, batch_hard_triplets, make_pairs, make_triplets,
                                pair_capacity, semi_hard_triplets, triplet_capacity, triplet_losses)
 
 
@@ -157,7 +158,7 @@ def test_mined_triplets_give_the_tf_losses(seed, margin):
     assert triplet_losses(d, hard, margin).mean() == pytest.approx(tf_hard, abs=1e-6)
     assert triplet_losses(d, semi, margin).mean() == pytest.approx(tf_semi, abs=1e-6)
     # the same from numpy's own distances (float rounding may only move near-ties)
-    d_np = cosine_distances(emb.astype(np.float64))
+    d_np = cosine_distances(emb.astype(np.float64), emb.astype(np.float64))
     assert triplet_losses(d_np, batch_hard_triplets(d_np, labels), margin).mean() == pytest.approx(tf_hard, abs=1e-5)
     assert triplet_losses(d_np, semi_hard_triplets(d_np, labels), margin).mean() == pytest.approx(tf_semi, abs=1e-5)
 
@@ -165,7 +166,7 @@ def test_mined_triplets_give_the_tf_losses(seed, margin):
 def test_mined_triplets_are_what_their_names_say():
     for seed in range(10):
         emb, labels = pk_batch(seed, p=5, k=3)
-        d = cosine_distances(emb)
+        d = cosine_distances(emb, emb)
         for a, p, n in batch_hard_triplets(d, labels):
             pos = (labels == labels[a]) & (np.arange(len(labels)) != a)
             neg = labels != labels[a]

@@ -10,6 +10,7 @@ the photo is listed in `no_face.csv`.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 from models.align import ARCFACE_112, ChipGeometry, align, centre_face
 from models.detect import MAIN_FACE_MIN_SCORE, Detector, main_face
 from models.faces import Box, Face
+from models.files import write_atomic
 from models.image import ImageError, read_image
 
 
@@ -106,11 +108,11 @@ def build_cache(paths: list[Path], out: str | Path, detector: Detector | None = 
     for s in todo:
         chunk = list(paths[s * shard_size:(s + 1) * shard_size])
         result = chip_photos(chunk, detector, canvas=canvas, geometry=geometry)
-        tmp = out / f".shard-{s:05d}.tmp.npz"
-        np.savez(tmp, chips=result.chips, found=result.found, scores=result.scores,
+        buf = io.BytesIO()
+        np.savez(buf, chips=result.chips, found=result.found, scores=result.scores,
                  # fixed-width unicode arrays, which load without pickle
                  paths=np.array(result.paths, dtype=str), reasons=np.array(result.reasons, dtype=str))
-        os.replace(tmp, out / f"shard-{s:05d}.npz")
+        write_atomic(out / f"shard-{s:05d}.npz", buf.getvalue())
         bar.update(1)
     bar.close()
     cache = load_cache(out)

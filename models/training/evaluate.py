@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.distance import cosine_distance
 from models.training.chips import ChipSet
 from models.training.datasets import load_lfw_pairs
 from models.training.metrics import best_threshold, tar_at_far, ten_fold, threshold_at_far
@@ -49,7 +50,7 @@ def calibrate(embeddings: np.ndarray, labels: np.ndarray, max_different: int = C
     """Thresholds (cosine distance) on pairs of held-out identities: at FAR 1e-2, at FAR 1e-3, and the
     accuracy-maximising one, with the true-accept rate at each FAR."""
     a, b, same = all_pairs(labels, max_different, seed)
-    d = 1.0 - np.sum(embeddings[a] * embeddings[b], axis=1)
+    d = cosine_distance(embeddings[a], embeddings[b])
     return {
         "pairs_same": int(same.sum()),
         "pairs_different": int((~same).sum()),
@@ -64,7 +65,7 @@ def calibrate(embeddings: np.ndarray, labels: np.ndarray, max_different: int = C
 def pair_distances(emb_a: np.ndarray, emb_b: np.ndarray, pair_head=None) -> np.ndarray:
     """Distance of each pair of rows: cosine distance, or with a pair classifier's head 1 - P(same)."""
     if pair_head is None:
-        return (1.0 - np.sum(emb_a * emb_b, axis=1)).astype(np.float32)
+        return cosine_distance(emb_a, emb_b)
     from models.training.losses import pair_features
 
     logits = np.asarray(pair_head(pair_features(emb_a, emb_b), training=False)).reshape(-1)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import write_atomic
 from models.graphs import GraphBuilder
 
 def _inbound(layer_config: dict) -> list[str]:
@@ -454,9 +455,7 @@ def export_extractor(keras_path: Path, onnx_path: Path | None = None, sample: np
     data = keras_graph(keras.models.load_model(keras_path, compile=False))
     if sample is not None:
         data = quantize(data, sample)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(onnx_path)
+    write_atomic(onnx_path, data)
     return onnx_path
 
 

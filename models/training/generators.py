@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+
 # Below this many candidates a sampler lists them all and draws without replacement; above it, it draws at
 # random and drops repeats (listing them would take too much memory, and repeats are then rare).
 _ENUMERATE_UP_TO = 200_000
@@ -252,12 +253,6 @@ class PKSampler:
         """Batches without end."""
         while True:
             yield self.batch()
-
-
-def cosine_distances(embeddings: np.ndarray) -> np.ndarray:
-    """(n, n) matrix of d(i, j) = 1 - e_i.e_j for L2-normalised rows, as `models.training.losses` computes it."""
-    e = np.asarray(embeddings)
-    return 1.0 - e @ e.T
 
 
 def _masks(distances: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

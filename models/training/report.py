@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -49,6 +48,7 @@ from models.training.chips import on_canvas, shift_face  # the same canvas and m
 from models.training.datasets import Dataset
 from models.detect import Detector, main_face
 from models.faces import Face
+from models.files import write_atomic
 from models.image import ImageError, read_image
 
 # The side of the black square small photos are centred on before detection: the training chip cache's
@@ -316,17 +316,11 @@ def build_report(dataset: Dataset, out_dir: str | Path, detector: Detector | Non
     _plot_correlation(corr, out / "correlation.png")
     _write_csv(rows, out / "faces.csv")
     page = _markdown(dataset, rows, per_identity, table, found, corr, max_photos, seed, canvas, detector)
-    _write_atomic(out / "report.md", page.encode("utf-8"))
+    write_atomic(out / "report.md", page.encode("utf-8"))
     return out / "report.md"
 
 
 # -- writing -------------------------------------------------------------------------------------------------------
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
 
 
 def _write_csv(rows: list[FaceMeasure], target: Path) -> None:
@@ -335,7 +329,7 @@ def _write_csv(rows: list[FaceMeasure], target: Path) -> None:
     writer.writerow(CSV_COLUMNS)
     for r in rows:
         writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in astuple(r)])
-    _write_atomic(target, buffer.getvalue().encode("utf-8"))
+    write_atomic(target, buffer.getvalue().encode("utf-8"))
 
 
 def _figure(width: float, height: float):
@@ -353,7 +347,7 @@ def _figure(width: float, height: float):
 def _save(fig, target: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _write_atomic(target, buffer.getvalue())
+    write_atomic(target, buffer.getvalue())
 
 
 def _plot_per_identity(counts: np.ndarray, target: Path) -> None:

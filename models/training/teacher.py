@@ -11,12 +11,15 @@ temporary name and renamed, so a killed run, rerun, redoes at most the shards in
 """
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from models.files import write_atomic
 
 _MODELS = None
 
@@ -78,9 +81,9 @@ def _shard_job(args) -> int:
         paths = [str(p) for p in z["paths"]]
     emb, hog = embed_photos(paths)
     name = Path(shard).name.replace("shard-", "teacher-")
-    tmp = Path(out) / f".{name}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, emb=emb, hog=hog, paths=np.array(paths, dtype=str))
-    os.replace(tmp, Path(out) / name)
+    buf = io.BytesIO()
+    np.savez(buf, emb=emb, hog=hog, paths=np.array(paths, dtype=str))
+    write_atomic(Path(out) / name, buf.getvalue())
     return len(paths)
 
 

@@ -19,6 +19,7 @@ its run folder: `config.json`, `split.csv`, `history.csv`, checkpoints under `ck
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import write_atomic
 from models.training.chips import ChipSet, load_cache
 
 
@@ -323,9 +325,9 @@ def anchor_vectors(run: Path, model, chips: np.ndarray, batch: int = 256) -> np.
 
         vectors = np.concatenate([np.asarray(model(preprocess(chips[i:i + batch]), training=False))
                                   for i in range(0, len(chips), batch)])
-        tmp = run / "anchors.tmp.npy"
-        np.save(tmp, vectors.astype(np.float32))
-        tmp.replace(f)
+        buf = io.BytesIO()
+        np.save(buf, vectors.astype(np.float32))
+        write_atomic(f, buf.getvalue())
     return np.load(f)
 
 
@@ -339,9 +341,7 @@ def look_alikes(run: Path, class_weights: np.ndarray, near: int = 10) -> dict:
         sims = w.T @ w
         np.fill_diagonal(sims, -np.inf)
         nearest = np.argsort(-sims, axis=1)[:, :near]
-        tmp = f.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(c): [int(n) for n in row] for c, row in enumerate(nearest)}))
-        tmp.replace(f)
+        write_atomic(f, json.dumps({str(c): [int(n) for n in row] for c, row in enumerate(nearest)}))
     return {int(c): row for c, row in json.loads(f.read_text()).items()}
 
 
