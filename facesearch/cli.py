@@ -6,35 +6,21 @@ from __future__ import annotations
 
 import csv
 import functools
-import importlib
 import io
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from facesearch.config import Config, load_config
 from facesearch.errors import FacesearchError
 
+if TYPE_CHECKING:
+    from facesearch import api
 
-class _OnFirstUse:
-    """A module imported when one of its names is first used, so that `--help` answers at once.
-
-    `facesearch.api` pulls in NumPy, FAISS, OpenCV and the storage layer (about half a second); no help
-    text needs them.
-    """
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str):
-        return getattr(importlib.import_module(self._name), attr)
-
-
-api = _OnFirstUse("facesearch.api")
-organise = _OnFirstUse("facesearch.organise")
 
 EXIT_CODES = """\b
 Exit codes:
@@ -131,6 +117,8 @@ def on_terminal() -> bool:
 
 def tell_threshold(config: Config) -> None:
     """Say on stderr which threshold names faces, and what it means (`api.naming_threshold`)."""
+    from facesearch import api
+
     naming = api.naming_threshold(config)
     if naming is not None:
         note(naming.describe())
@@ -194,6 +182,8 @@ def index(config: Config, paths: tuple[Path, ...], batch_size: int | None, worke
         facesearch index --workers 2 /photos/archive
         facesearch index --engine ray --address auto /mnt/shared/photos
     """
+    from facesearch import api
+
     if batch_size is not None:
         config = replace(config, batch_size=batch_size)
     if address and engine != "ray":
@@ -240,6 +230,8 @@ def reindex(config: Config) -> None:
         facesearch reindex
         facesearch reembed      # the same
     """
+    from facesearch import api
+
     report = api.reindex(config, progress=True, on_wait=note)
     click.echo(f"re-embedded {report.faces} faces of {report.photos} photos in {report.seconds:.1f} s")
     if report.failed:
@@ -279,6 +271,8 @@ def enroll(config: Config, name: str | None, photos: tuple[Path, ...], folders: 
         facesearch enroll --folders people/     # people/Ada/*.jpg, people/Bob/*.jpg
         facesearch enroll --force "Ada Lovelace" ada_as_a_child.jpg
     """
+    from facesearch import api
+
     if folders is not None:
         if name or photos:
             raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
@@ -339,6 +333,8 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
         facesearch who *.jpg --json | jq 'select(.name != "unknown")'
         facesearch who party.jpg --annotate party-named.jpg
     """
+    from facesearch import api
+
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     config = with_threshold(config, threshold, stranger_rate)
@@ -401,6 +397,8 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
     Example:
         facesearch verify passport.jpg selfie.jpg && echo same
     """
+    from facesearch import api
+
     v = api.verify(photo_a, photo_b, with_threshold(config, threshold))
     if as_json:
         click.echo(json.dumps({
@@ -437,6 +435,8 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None, st
         facesearch search "Ada Lovelace"
         facesearch search Ada --json | jq -r .photo
     """
+    from facesearch import api
+
     config = with_threshold(config, threshold, stranger_rate)
     found = api.search(name, config)
     tell_threshold(config)
@@ -467,6 +467,8 @@ def people(config: Config, as_json: bool) -> None:
     Example:
         facesearch people
     """
+    from facesearch import api
+
     everyone = api.people(config)
     if not everyone:
         note(f"no one is enrolled in {config.home} yet (facesearch enroll NAME PHOTO...)")
@@ -495,6 +497,8 @@ def forget(config: Config, name: str, yes: bool) -> None:
     Example:
         facesearch forget "Ada Lovelace" --yes
     """
+    from facesearch import api
+
     if not yes:
         p = api.person(name, config)
         click.confirm(f"Forget {p.name} and their {p.enrolled_faces} enrolled faces?", abort=True, err=True)
@@ -519,6 +523,8 @@ def status(config: Config, as_json: bool) -> None:
     Example:
         facesearch --home /data/faces status
     """
+    from facesearch import api
+
     s = api.status(config)
     c = s.counts
     if as_json:
@@ -577,6 +583,8 @@ def export(config: Config, out_dir: Path, formats: tuple[str, ...]) -> None:
         facesearch export out/
         facesearch export out/ --format json && jq '.photos[0].faces' out/facesearch.json
     """
+    from facesearch import api
+
     done = api.export(out_dir, config, formats=formats or ("csv", "json"))
     click.echo(f"exported {done.people} people, {done.photos} photos and {done.faces} faces "
                f"({done.named_by_match} gallery faces named by match) to:")
@@ -607,6 +615,8 @@ def check(config: Config, repair: bool, no_files: bool) -> None:
         facesearch check
         facesearch check --repair
     """
+    from facesearch import api
+
     checked = api.check(config, repair=repair, files=not no_files, on_wait=note)
     r = checked.report
     click.echo(f"checked {r.photos_checked} photos and the index {r.index_path}")
@@ -666,6 +676,8 @@ def cluster(config: Config, min_size: int, threshold: float | None) -> None:
         facesearch clusters --sheets sheets/
         facesearch name 3 "Ada Lovelace"
     """
+    from facesearch import organise
+
     r = organise.cluster(with_threshold(config, threshold), min_size=min_size, on_wait=note)
     click.echo(f"{r.new_clusters} new clusters ({r.in_new_clusters} faces), {r.joined} faces joined existing "
                f"clusters; {r.clusters} clusters in all")
@@ -693,6 +705,8 @@ def clusters(config: Config, as_json: bool, samples: int, sheets_dir: Path | Non
         facesearch clusters --sheets sheets/ && open sheets/cluster-3.jpg
         facesearch clusters --json | jq -r 'select(.faces > 10) | .cluster'
     """
+    from facesearch import organise
+
     found = organise.clusters(config)
     if not found:
         note("no clusters yet: run facesearch cluster (after facesearch index FOLDER)")
@@ -725,6 +739,8 @@ def name_cluster(config: Config, cluster_id: int, person: str) -> None:
     Example:
         facesearch name 3 "Ada Lovelace"
     """
+    from facesearch import organise
+
     done = organise.name(cluster_id, person, config, on_wait=note)
     click.echo(f"cluster {cluster_id} is now {done.name}: {done.faces} faces"
                f"{' (a new person)' if done.created else ''}")
@@ -751,6 +767,8 @@ def move(config: Config, face_ids: tuple[int, ...], person: str) -> None:
         facesearch move 1042 1043 "Ada Lovelace"
         facesearch move 1044 unknown
     """
+    from facesearch import organise
+
     done = organise.move(face_ids, person, config, on_wait=note)
     click.echo(f"moved {done.faces} faces to {done.name}" + (" (a new person)" if done.created else ""))
 
@@ -771,6 +789,8 @@ def reject(config: Config, face_ids: tuple[int, ...], person: str) -> None:
         facesearch who party.jpg --json        # face ids are in the output
         facesearch reject 1042 "Ada Lovelace"
     """
+    from facesearch import organise
+
     new = organise.reject(face_ids, person, config, on_wait=note)
     click.echo(f"{len(face_ids)} faces marked as not {person.strip()} ({new} new)")
 
@@ -789,6 +809,8 @@ def merge(config: Config, sources: tuple[str, ...], target: str) -> None:
     Example:
         facesearch merge "A. Lovelace" "Ada Lovelace"
     """
+    from facesearch import organise
+
     done = organise.merge(sources, target, config, on_wait=note)
     click.echo(f"merged {', '.join(sources)} into {done.name}: {done.faces} faces moved")
 
@@ -911,7 +933,7 @@ def calibrate(config: Config, folder: Path, far: float, dry_run: bool) -> None:
     Example:
         facesearch calibrate my-labelled-photos/ --far 1e-3
     """
-    from facesearch import toolkit
+    from facesearch import api, toolkit
 
     cal = toolkit.calibrate(folder, config.home, api.load_extractor(config), api.load_detector(config), far=far,
                             store=not dry_run)
@@ -949,6 +971,8 @@ def report(config: Config, dataset: Path, out_dir: Path, max_photos: int | None,
     Example:
         facesearch report ../shared/data/train --out report/ --max-photos 2000
     """
+    from facesearch import api
+
     from models.training.datasets import DatasetError, load_dataset
     from models.training.report import build_report
 

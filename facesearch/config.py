@@ -2,10 +2,7 @@
 environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB (a SQLAlchemy URL, default an SQLite
 file in the home), FACESEARCH_MODEL (the extractor's weights, default the shipped model), FACESEARCH_CACHE
 (where MTCNN's built graphs and the toolkit's aligned-chip caches go, default ~/.cache/facesearch), and for the
-training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data). For tests only: FACESEARCH_TRACE,
-a file to which `index` appends one line per step it finishes (see `indexer.pipeline.index_paths`), and
-FACESEARCH_TRACE_HOLD, the start of a step's text at which `index` then pauses, so that a test can kill it
-exactly there."""
+training toolkit FACESEARCH_DATA (the face datasets, default ../shared/data)."""
 from __future__ import annotations
 
 import os
@@ -44,8 +41,6 @@ class Config:
     chips_dir: Path = Path("~/.cache/facesearch/chips").expanduser()  # aligned-chip caches of those datasets
     graphs_dir: Path | None = Path("~/.cache/facesearch/graphs").expanduser()  # MTCNN's built ONNX graphs
     # (models/graphs.py, `cached_mtcnn_graph`); None builds them in memory at every start
-    trace_path: Path | None = None  # for tests (FACESEARCH_TRACE): `index` appends a line per step to it
-    trace_hold: str | None = None  # for tests (FACESEARCH_TRACE_HOLD): `index` pauses after steps starting so
 
     @property
     def index_path(self) -> Path:
@@ -80,8 +75,4 @@ def load_config(home: str | Path | None = None, db: str | None = None, model: st
     if env.get("FACESEARCH_CACHE"):
         options.setdefault("chips_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "chips")
         options.setdefault("graphs_dir", Path(env["FACESEARCH_CACHE"]).expanduser().absolute() / "graphs")
-    if env.get("FACESEARCH_TRACE"):
-        options.setdefault("trace_path", Path(env["FACESEARCH_TRACE"]).expanduser().absolute())
-    if env.get("FACESEARCH_TRACE_HOLD"):
-        options.setdefault("trace_hold", env["FACESEARCH_TRACE_HOLD"])
     return Config(home=home_path, db_url=db_url, model_path=model_path, **options)

@@ -1,17 +1,24 @@
 """Writing a gallery out for other tools: people, photos and faces as CSV files and one JSON document.
 
-Plain functions over rows (dicts); `facesearch.api.export` gathers the rows. Every file is written to a
-temporary name beside its place and renamed into it, so an export killed midway leaves the earlier export's
-files (or none), never half a file.
+`export` gathers the rows (`indexer.export.export_rows`) and writes them with the plain functions below. Every
+file is written to a temporary name beside its place and renamed into it, so an export killed midway leaves the
+earlier export's files (or none), never half a file.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from facesearch import home, thresholds
+from facesearch.config import Config
+from facesearch.errors import BadOutputPath
+from indexer.export import export_rows
+from indexer.pipeline import FaceExtractor
 from models.files import write_atomic
 
 PEOPLE_COLUMNS = ["person_id", "name", "enrolled_faces", "gallery_faces_named"]
@@ -55,3 +62,40 @@ def write_export(out_dir: Path, people: Sequence[dict], photos: Sequence[dict], 
                          private=True)
         written.append(out_dir / "facesearch.json")
     return written
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote."""
+
+    paths: tuple[Path, ...]
+    people: int
+    photos: int
+    faces: int
+    named_by_match: int  # gallery faces named after the enrolled person nearest to them, under the threshold
+
+
+EXPORT_FORMATS = ("csv", "json")
+
+
+def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPORT_FORMATS,
+           extractor: FaceExtractor | None = None) -> Exported:
+    """Write every person, photo and face of the home into `out_dir` as CSV files and/or one JSON document
+    (`write_export` lists the columns), each face named as `who` would name it (`indexer.export.export_rows`).
+    Faces of another extractor than the current one get no name by match (run `facesearch reindex` first)."""
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown or not formats:
+        raise BadOutputPath(f"export formats are csv and json, not {', '.join(sorted(unknown)) or 'none'}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadOutputPath(f"{out}: exists and is not a folder; export writes several files into a folder")
+    home.require_database(config)
+    extractor = extractor or home.load_extractor(config)
+    with home.gallery(config, extractor.info, create=False) as gallery:
+        naming = thresholds.naming_threshold_for(config, extractor, gallery)
+        rows = export_rows(gallery, extractor.version, extractor.info.dim, naming.threshold, config.k)
+    about = {"home": str(config.home), "model_version": extractor.version, "threshold": naming.threshold,
+             "threshold_means": naming.describe(),
+             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "distance": "cosine distance 1 - a.b"}
+    paths = write_export(out, rows.people, rows.photos, rows.faces, about, formats)
+    return Exported(tuple(paths), len(rows.people), len(rows.photos), len(rows.faces), rows.named_by_match)

@@ -9,11 +9,13 @@ sheets, which crop the faces from the photo files). Corrections are kept in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from facesearch.api import _gallery, _require_database, _threshold, check_name, load_extractor, UNKNOWN
+from facesearch import home, thresholds
+from facesearch.answers import UNKNOWN
+from facesearch.build import check_name
 from facesearch.config import Config
-from facesearch.errors import BadOutputPath, CorrectionRefused, InvalidName
+from facesearch.drawing import contact_sheets
+from facesearch.errors import CorrectionRefused, InvalidName
 from indexer.library import (
     ClusterReport, ClusterSummary, LibraryError, Named, cluster_faces, list_clusters, merge_people, move_faces,
     name_cluster, reject_faces,
@@ -33,25 +35,25 @@ def cluster(config: Config, *, min_size: int = DEFAULT_MIN_SIZE, extractor: Face
     Existing clusters and people are never reshuffled. See `indexer.library.cluster_faces`."""
     if min_size < 1:
         raise CorrectionRefused(f"the minimum cluster size must be at least 1, not {min_size}")
-    _require_database(config)
-    extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
-        return cluster_faces(gallery, _threshold(config, extractor), config.k, min_size)
+    home.require_database(config)
+    extractor = extractor or home.load_extractor(config)
+    with home.gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
+        return cluster_faces(gallery, thresholds.threshold(config, extractor), config.k, min_size)
 
 
 def clusters(config: Config, *, extractor: FaceExtractor | None = None) -> list[ClusterSummary]:
     """Every cluster, largest first, with its faces (most typical first) and their photos."""
-    _require_database(config)
-    extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False) as gallery:
+    home.require_database(config)
+    extractor = extractor or home.load_extractor(config)
+    with home.gallery(config, extractor.info, create=False) as gallery:
         return list_clusters(gallery)
 
 
 def _correct(config: Config, extractor: FaceExtractor | None, on_wait: Callable[[str], None] | None, action):
     """Run `action(gallery)` under the home's write lock; a LibraryError becomes CorrectionRefused."""
-    _require_database(config)
-    extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
+    home.require_database(config)
+    extractor = extractor or home.load_extractor(config)
+    with home.gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
         try:
             return action(gallery)
         except LibraryError as e:
@@ -92,55 +94,3 @@ def merge(sources: Sequence[str], target: str, config: Config, *, extractor: Fac
     if not sources or all(s == target for s in sources):
         raise InvalidName(f"name at least one person other than {target!r} to merge into them")
     return _correct(config, extractor, on_wait, lambda g: merge_people(g, sources, target))
-
-
-def contact_sheets(summaries: Sequence[ClusterSummary], out_dir: str | Path, config: Config, *,
-                   faces_per_sheet: int = 48, tile_px: int = 112, extractor: FaceExtractor | None = None,
-                   on_error: Callable[[str], None] | None = None) -> list[Path]:
-    """Write one JPEG per cluster into `out_dir` (created): `cluster-<id>.jpg`, a grid of its most typical
-    faces, each cut from its photo with a margin. A photo that cannot be read any more gives a grey tile and
-    a message to `on_error`; the sheet is still written."""
-    from PIL import Image, ImageDraw
-
-    from models.image import ImageError, read_image
-
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise BadOutputPath(f"{out}: exists and is not a folder; contact sheets are written into a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    extractor = extractor or load_extractor(config)
-    with _gallery(config, extractor.info, create=False) as gallery:
-        stored = gallery.faces(i for c in summaries for i in c.face_ids[:faces_per_sheet])
-    written = []
-    for c in summaries:
-        shown = [stored[i] for i in c.face_ids[:faces_per_sheet] if i in stored]
-        columns = min(8, max(1, len(shown)))
-        rows = -(-len(shown) // columns)
-        sheet = Image.new("RGB", (columns * tile_px, rows * tile_px + 24), (255, 255, 255))
-        ImageDraw.Draw(sheet).text((4, rows * tile_px + 6), f"cluster {c.id}: {c.size} faces", fill=(0, 0, 0))
-        by_photo: dict[str, list[int]] = {}
-        for n, face in enumerate(shown):
-            by_photo.setdefault(face.photo_path, []).append(n)
-        for path, slots in by_photo.items():
-            try:
-                image = Image.fromarray(read_image(path))
-            except (ImageError, OSError) as e:
-                if on_error is not None:
-                    on_error(f"{path}: {e}")
-                image = None
-            for n in slots:
-                tile = Image.new("RGB", (tile_px, tile_px), (128, 128, 128))
-                if image is not None:
-                    box = shown[n].box
-                    margin = 0.25 * max(box.width, box.height)
-                    side = max(box.width, box.height) + 2 * margin
-                    cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
-                    crop = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
-                    tile = image.crop(crop).resize((tile_px, tile_px), Image.Resampling.BILINEAR)
-                sheet.paste(tile, ((n % columns) * tile_px, (n // columns) * tile_px))
-        target = out / f"cluster-{c.id}.jpg"
-        partial = target.with_name(target.name + ".partial")
-        sheet.save(partial, format="JPEG", quality=88)
-        partial.replace(target)
-        written.append(target)
-    return written

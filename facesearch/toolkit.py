@@ -104,7 +104,7 @@ def evaluate(config, out: Path, run: Path | None = None, lfw: bool = True, log=p
     returns {name: numbers}."""
     from models.training.chips import load_cache
     from models.training.evaluate import evaluate_identities, evaluate_lfw, write_evaluation
-    from facesearch.api import load_extractor
+    from facesearch.home import load_extractor
     from models.training.runs import lfw_chips, load_pair_head, split_chips
     from models.training.train import cache_name
 

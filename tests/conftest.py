@@ -44,14 +44,14 @@ def fake_extractor() -> FakeExtractor:
 @pytest.fixture
 def fake_models(monkeypatch, fake_extractor, detector):
     """The API's extractor replaced by the test double (the real detector stays); returns the double."""
-    from facesearch import api
+    from facesearch import build, home
     from indexer import EnrolCheck
 
-    monkeypatch.setattr(api, "load_extractor", lambda config: fake_extractor)
+    monkeypatch.setattr(home, "load_extractor", lambda config: fake_extractor)
     # The double's vectors do not tell people apart, so `enroll` would find every face in doubt: its check is
     # forced here (faces in doubt are enrolled and reported). tests/test_enrolment_checks.py tests the check
     # with the shipped extractor.
-    monkeypatch.setattr(api, "EnrolCheck", lambda threshold, k, force: EnrolCheck(threshold, k, force=True))
+    monkeypatch.setattr(build, "EnrolCheck", lambda threshold, k, force: EnrolCheck(threshold, k, force=True))
     return fake_extractor
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import lfw_photos
-from facesearch import api
+from facesearch import home as home_module
 from facesearch.cli import cli
 from fakes import FakeExtractor
 from indexer import VectorIndex
@@ -78,7 +78,7 @@ def test_a_vector_extra_in_the_index_is_found_and_repaired(home, fake_extractor)
 
 def test_vectors_of_another_model_are_reported(home, monkeypatch):
     newer = FakeExtractor(version="fake-test-v2")
-    monkeypatch.setattr(api, "load_extractor", lambda config: newer)
+    monkeypatch.setattr(home_module, "load_extractor", lambda config: newer)
     result = run(home, "check")
     assert result.exit_code == 1
     assert "holds vectors of model fake-test-v1, the current model is fake-test-v2" in result.stdout

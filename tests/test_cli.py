@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO, lfw_photos
-from facesearch import api
+from facesearch import home
 from facesearch.cli import cli
 
 COMMANDS = ["index", "enroll", "who", "verify", "search", "people", "forget", "status", "reindex", "reembed", "check", "export"]
@@ -215,7 +215,7 @@ def test_labels_stay_inside_the_photo(small_home, tmp_path):
     """A face near the edge of a small photo: its label is moved, and cut to the photo's width if need be."""
     from PIL import Image
 
-    from facesearch.api import label_place
+    from facesearch.drawing import label_place
 
     for box, label, size in [((0, 0, 40, 40), (90, 20), (60, 60)), ((50, 5, 79, 79), (70, 16), (80, 80)),
                              ((10, 30, 50, 58), (30, 12), (60, 60)), ((5, 5, 20, 20), (300, 400), (100, 50))]:
@@ -321,7 +321,7 @@ def test_after_a_model_change_reindex_makes_the_home_searchable_again(small_home
     from fakes import FakeExtractor
 
     newer = FakeExtractor(version="fake-test-v2", seed=1)
-    monkeypatch.setattr(api, "load_extractor", lambda config: newer)
+    monkeypatch.setattr(home, "load_extractor", lambda config: newer)
     photo = lfw_photos("Hans_Blix")[0]
     stale = run(small_home, "who", photo)
     assert stale.exit_code == 2 and "Run: facesearch reindex" in stale.stderr

@@ -2,13 +2,14 @@
 writes, the index save), rerun each time on the same home, ends with the same gallery as one uninterrupted run:
 every photo once, the same faces with the same boxes and vectors, and database and index in agreement.
 
-The runs report their steps through FACESEARCH_TRACE (see `indexer.pipeline.index_paths`), so each kill is
+The runs report their steps to a file (tests/traced_index.py runs the command with `indexer.pipeline.
+index_paths` told to write each step there), so each kill is
 aimed at the Nth step starting with a given text instead of at a guessed moment: after `scanned` or `written`
 it lands in the detection of the next batch, after `detected` in the database write of that batch, after
 `saving` in or just after the index save. The index file write itself takes microseconds, so kills aimed
 inside it (`temp-partial faces.faiss`: the temporary file half written; `temp-complete faces.faiss`: written
-and synced, not renamed; `replaced faces.faiss`: renamed, its sidecar not yet written) also set
-FACESEARCH_TRACE_HOLD, which pauses the run right after that step until the kill lands. A few kills come at
+and synced, not renamed; `replaced faces.faiss`: renamed, its sidecar not yet written) also pass `--hold`,
+which pauses the run right after that step until the kill lands. A few kills come at
 fixed start-up delays and seeded random ones. Every kill before the end also leaves the database ahead of the
 saved index, which the rerun must notice, and a kill inside the save leaves a temporary file, which the rerun
 must neither read nor leave behind.
@@ -44,7 +45,7 @@ PHOTOS_EACH = 12
 PEOPLE = ("Hugo_Chavez", "Ariel_Sharon", "Colin_Powell", "Jean_Chretien", "Gerhard_Schroeder")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1",
            TF_NUM_INTEROP_THREADS="1")
-for _name in ("FACESEARCH_HOME", "FACESEARCH_DB", "FACESEARCH_MODEL", "FACESEARCH_TRACE", "FACESEARCH_TRACE_HOLD"):
+for _name in ("FACESEARCH_HOME", "FACESEARCH_DB", "FACESEARCH_MODEL"):
     ENV.pop(_name, None)
 
 # Where each run is killed, in order, all on one home: (the start of a step's text, the how-many-th such step
@@ -62,19 +63,18 @@ AIMED = [
 # one between 15 % and 60 % of it: the run starts in about a second, so fixed delays would land after its end.
 # ("lose-index", None) is no run: it deletes the saved index and its sidecar (a cache, rebuilt from the database),
 # so that the runs after it have an index to save even when the run before them finished cleanly.
-# Steps that take microseconds: a run aimed there is held there (FACESEARCH_TRACE_HOLD) until it is killed
+# Steps that take microseconds: a run aimed there is held there (`--hold`) until it is killed
 HELD = ("temp-partial", "temp-complete", "replaced")
 
 
 def _run(home: Path, folder: Path, trace: Path, log: Path, kill_at: tuple[str, float] | None):
     """Run `facesearch index` and kill it with SIGKILL at `kill_at`; returns (killed, the steps it traced)."""
     trace.write_text("")
-    env = dict(ENV, FACESEARCH_TRACE=str(trace))
-    if kill_at is not None and kill_at[0].startswith(HELD):
-        env["FACESEARCH_TRACE_HOLD"] = kill_at[0]
+    hold = ["--hold", kill_at[0]] if kill_at is not None and kill_at[0].startswith(HELD) else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "facesearch", "--home", str(home), "index", "--batch-size", str(BATCH), str(folder)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        [sys.executable, str(REPO / "tests" / "traced_index.py"), str(trace), *hold, "--home", str(home), "index",
+         "--batch-size", str(BATCH), str(folder)],
+        cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     start = time.monotonic()
     killed = False
     while proc.poll() is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from conftest import lfw_photos
-from facesearch import api
+from facesearch import api, home
 from facesearch.config import load_config
 from facesearch.organise import move, reject
 
@@ -38,7 +38,7 @@ def test_who_search_export_and_people_name_every_face_alike(tmp_path, data_dir, 
     # the case the rule is for: faces within the threshold of two or more people's reference faces
     from indexer.library import faces_named
 
-    with api._gallery(config, api.load_extractor(config).info, create=False) as gallery:
+    with home.gallery(config, home.load_extractor(config).info, create=False) as gallery:
         person_of = gallery.person_faces()
         in_reach: dict[int, set[str]] = {}
         for person in PEOPLE:
@@ -74,7 +74,7 @@ def test_who_search_export_and_people_name_every_face_alike(tmp_path, data_dir, 
         assert {s.photo for s in sightings} == {photo_of[i] for i in want_faces}
         assert all(s.face_id in want_faces for s in sightings)
         assert counts[person] == len(sightings)
-        with api._gallery(config, api.load_extractor(config).info, create=False) as gallery:
+        with home.gallery(config, home.load_extractor(config).info, create=False) as gallery:
             assert set(faces_named(gallery, person, threshold, config.k)) == want_faces
     # a face is under at most one name: no face is listed by the searches of two people
     listed = [s.face_id for person in PEOPLE for s in api.search(person, config)]
