@@ -7,7 +7,8 @@ from db.schema import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, Base, ClusterFaceRow, ClusterRow, FaceRow, ModelRow,
     PersonRow, PhotoRow, RejectionRow,
 )
-from db.migrations import SCHEMA_VERSION, SchemaTooNew, schema_version
+from db.errors import DbError, SchemaTooNew
+from db.migrations import SCHEMA_VERSION, schema_version
 from db.session import (
     clear_write_ahead_log, connect, has_tables, session_factory, sqlite_path, sqlite_url, vacuum_deleted_rows,
 )
@@ -16,5 +17,5 @@ __all__ = [
     "ENROLLED", "ENROLLED_FACE", "FAILED", "INDEXED", "INDEXED_FACE", "Base", "FaceRow", "ModelRow",
     "PersonRow", "PhotoRow", "ClusterRow", "ClusterFaceRow", "RejectionRow", "clear_write_ahead_log", "connect",
     "has_tables", "session_factory", "sqlite_path", "sqlite_url", "vacuum_deleted_rows", "SCHEMA_VERSION",
-    "SchemaTooNew", "schema_version",
+    "DbError", "SchemaTooNew", "schema_version",
 ]

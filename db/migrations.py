@@ -19,6 +19,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, Integer, inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from db.errors import SchemaTooNew
 from db.schema import Base, ClusterFaceRow, ClusterRow, RejectionRow
 
 
@@ -47,10 +48,6 @@ def _v3_clusters_and_corrections(conn: Connection) -> None:
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_face_kind_index, 3: _v3_clusters_and_corrections}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 FIRST_VERSION = 1  # the tables as created before schema_info existed
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was written by a newer facesearch than this one."""
 
 
 def schema_version(engine: Engine) -> int | None:

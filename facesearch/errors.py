@@ -71,3 +71,7 @@ class EngineUnavailable(FacesearchError):
 
 class CorrectionRefused(FacesearchError):
     """A cluster, face or person named in a correction does not exist, or the correction cannot be applied."""
+
+
+class CalibrationFailed(FacesearchError):
+    """The photos given for calibration cannot fix a threshold (too few people or faces)."""

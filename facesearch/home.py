@@ -20,6 +20,7 @@ from facesearch.errors import (
     DatabaseDamaged, DatabaseUnavailable, EmptyHome, ModelMismatch, ModelNotFound, ModelRefused, PhotoNotFound,
 )
 from indexer import Gallery, Pipeline
+from indexer.errors import ModelChanged
 from indexer.lock import hold_home
 from indexer.pipeline import FaceDetector, FaceExtractor
 from indexer.private import create_private_file, loose, private_dir
@@ -142,7 +143,7 @@ def _open_gallery(config: Config, model: ModelInfo, create: bool):
             f"cannot open the database {config.db_shown}: {getattr(e, 'orig', None) or e}.\n"
             "Check --db / FACESEARCH_DB, and that the home folder is writable."
         ) from None
-    except ValueError as e:
+    except ModelChanged as e:
         raise ModelMismatch(str(e)) from None
     try:
         yield gallery

@@ -16,8 +16,9 @@ from facesearch.build import check_name
 from facesearch.config import Config
 from facesearch.drawing import contact_sheets
 from facesearch.errors import CorrectionRefused, InvalidName
+from indexer.errors import LibraryError
 from indexer.library import (
-    ClusterReport, ClusterSummary, LibraryError, Named, cluster_faces, list_clusters, merge_people, move_faces,
+    ClusterReport, ClusterSummary, Named, cluster_faces, list_clusters, merge_people, move_faces,
     name_cluster, reject_faces,
 )
 from indexer.pipeline import FaceExtractor

@@ -10,12 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.calibration import CALIBRATION_FILE, Calibration
-from facesearch.errors import FacesearchError, PhotoNotFound
+from facesearch.errors import CalibrationFailed, FacesearchError, PhotoNotFound
 from models.distance import cosine_distance
-
-class CalibrationFailed(FacesearchError):
-    """The photos given for calibration cannot fix a threshold (too few people or faces)."""
-
 
 def calibrate(folder: Path, home: Path, extractor, detector, far: float = 1e-3, store: bool = True,
               max_different: int = 500_000) -> Calibration:

@@ -25,6 +25,7 @@ from db import (
     ENROLLED, ENROLLED_FACE, FAILED, INDEXED, INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, ModelRow, PersonRow,
     PhotoRow, RejectionRow, clear_write_ahead_log, connect, session_factory, vacuum_deleted_rows,
 )
+from indexer.errors import ModelChanged
 from indexer.vectors import EXACT, Scale, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
 from models.faces import Box, Face
@@ -297,7 +298,7 @@ class Gallery:
                 s.add(ModelRow(version=self.model.version, dim=self.model.dim, threshold=self.model.threshold,
                                threshold_far=self.model.threshold_far))
             elif row.dim != self.model.dim:
-                raise ValueError(f"model version {self.model.version} is recorded with dimension {row.dim}, "
+                raise ModelChanged(f"model version {self.model.version} is recorded with dimension {row.dim}, "
                                  f"but the extractor gives {self.model.dim}: give the new weights a new version")
 
     # -- indexing ----------------------------------------------------------------------------------------------

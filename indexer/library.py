@@ -28,16 +28,13 @@ from sqlalchemy.orm import Session
 from db import (
     INDEXED_FACE, ClusterFaceRow, ClusterRow, FaceRow, PersonRow, PhotoRow, RejectionRow,
 )
+from indexer.errors import LibraryError
 from indexer.gallery import Gallery, person_row
 from indexer.vectors import from_bytes
 from models.clustering import cluster_vectors, join_clusters
 from models.distance import cosine_distances
 
 _IN_CHUNK = 500  # ids per IN (...) clause
-
-
-class LibraryError(ValueError):
-    """A correction or a name that cannot be applied as asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,17 @@ from indexer.workers import ModelSettings, split_evenly
 
 
 class _FacesActor:
-    """One Ray actor: the models loaded once, then photos to faces (see `indexer.workers._faces_of`)."""
+    """One Ray actor: the models loaded once, then photos to faces (see `indexer.workers.faces_of_photos`)."""
 
     def __init__(self, settings: ModelSettings):
-        from indexer.workers import _start
+        from indexer.workers import start_worker
 
-        _start(settings)
+        start_worker(settings)
 
     def faces_of(self, paths: list[str], contents: list[bytes]) -> list[PhotoFaces]:
-        from indexer.workers import _faces_of
+        from indexer.workers import faces_of_photos
 
-        return _faces_of(paths, contents)
+        return faces_of_photos(paths, contents)
 
 
 class RayPool:

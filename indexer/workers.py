@@ -31,10 +31,10 @@ class ModelSettings:
     graphs_dir: str | None = None  # where MTCNN's built graphs are kept (Config.graphs_dir)
 
 
-_pipeline = None  # the worker's own Pipeline, built once by _start
+_pipeline = None  # the worker's own Pipeline, built once by start_worker
 
 
-def _start(settings: ModelSettings) -> None:
+def start_worker(settings: ModelSettings) -> None:
     global _pipeline
     from models import runtime
     from models.detect import Detector
@@ -48,7 +48,7 @@ def _start(settings: ModelSettings) -> None:
     _pipeline = Pipeline(detector, Extractor(settings.model_path), max_batch_pixels=settings.max_batch_pixels)
 
 
-def _faces_of(paths: list[str], contents: list[bytes] | None = None) -> list[PhotoFaces]:
+def faces_of_photos(paths: list[str], contents: list[bytes] | None = None) -> list[PhotoFaces]:
     """In a worker: decode the photos (in parts of bounded pixels; from `contents`, their bytes, when given),
     detect, align and embed their faces; one result per photo, in order."""
     data = dict(zip(paths, contents)) if contents is not None else {}
@@ -75,13 +75,13 @@ class WorkerPool:
             raise ValueError("a worker pool needs at least 2 workers; with one, index in the process itself")
         self.workers = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start, initargs=(settings,))
+                                         initializer=start_worker, initargs=(settings,))
 
     def faces_of(self, paths: Sequence[Path]) -> Iterator[list[PhotoFaces]]:
         """The photos' results in their order, in chunks as the workers finish them (one chunk per worker)."""
         if not paths:
             return
-        yield from self._pool.map(_faces_of, split_evenly(paths, self.workers))
+        yield from self._pool.map(faces_of_photos, split_evenly(paths, self.workers))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

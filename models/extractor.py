@@ -18,10 +18,7 @@ import numpy as np
 
 from models import DEFAULT_MODEL
 from models.align import ARCFACE_112, ChipGeometry
-
-
-class ModelMissing(FileNotFoundError):
-    """The extractor's weights or metadata file is not where it should be."""
+from models.errors import ModelMissing
 
 
 @dataclass(frozen=True)

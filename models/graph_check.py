@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from models.errors import UnsafeGraph
+
 # The operators an extractor graph may use. Standard domain ("" or "ai.onnx"): what `models/graphs.py` and `models/training/export.py` write
 # for Keras networks and MTCNN, what ONNX Runtime's static quantizer adds (QDQ and QOperator formats), and a
 # few shape and arithmetic operators an exported image network commonly holds.
@@ -49,10 +51,6 @@ _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS, _ATTR_SPARSE_TENSOR, _ATTR_SPARSE
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-
-
-class UnsafeGraph(ValueError):
-    """An ONNX file the engine will not run: not an ONNX model, or holding what an extractor never needs."""
 
 
 class _Damaged(Exception):

@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.errors import ImageError
+
 # A photo above this many pixels is refused rather than decoded (about 12,000 x 8,000): the decoded
 # array alone would take 300 MB and no camera a user points at faces produces more.
 MAX_PIXELS = 100_000_000
-
-
-class ImageError(ValueError):
-    """A file that could not be decoded as a photo; the message names the file and the problem."""
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | None = None) -> np.ndarray:
