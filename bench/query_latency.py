@@ -101,14 +101,14 @@ class Phases:
 @contextmanager
 def timing(phases: Phases, detector, extractor):
     """Time decode, detect, align, embed and search where `who` calls them; everything is put back after."""
-    import facesearch.answers as answers
+    import indexer.photos as photos
     import indexer.pipeline as pipeline
     from indexer.vectors import VectorIndex
 
-    saved = [(answers, "read_image", answers.read_image), (pipeline, "align", pipeline.align),
+    saved = [(photos, "read_image", photos.read_image), (pipeline, "align", pipeline.align),
              (VectorIndex, "search", VectorIndex.search), (detector, "detect", detector.detect),
              (extractor, "embed", extractor.embed)]
-    answers.read_image = phases.wrap("decode", answers.read_image)
+    photos.read_image = phases.wrap("decode", photos.read_image)
     pipeline.align = phases.wrap("align", pipeline.align)
     VectorIndex.search = phases.wrap("search", VectorIndex.search)
     detector.detect = phases.wrap("detect", detector.detect)
@@ -117,7 +117,7 @@ def timing(phases: Phases, detector, extractor):
         yield
     finally:
         for owner, name, original in saved:
-            if isinstance(owner, type) or owner in (answers, pipeline):
+            if isinstance(owner, type) or owner in (photos, pipeline):
                 setattr(owner, name, original)
             else:
                 delattr(owner, name)  # the instance attribute shadowed the method

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,10 @@ from facesearch.errors import (
 )
 from indexer import Counts, Gallery, count_rows
 from indexer.library import faces_named, match_people
-from indexer.pipeline import FaceDetector, FaceExtractor, reason_of
+from indexer.photos import decoded, read_photo
+from indexer.pipeline import FaceDetector, FaceExtractor
 from models.distance import cosine_distance
 from models.faces import Box
-from models.image import ImageError, read_image
 
 
 UNKNOWN = "unknown"  # the name given to a face that is no one enrolled; no person may be called this
@@ -131,31 +130,21 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
         answers: list[PhotoAnswer] = [PhotoAnswer(p, error="no such file or folder") for p in given
                                       if not p.exists()]
         for first in range(0, len(paths), config.batch_size):
-            chunk = paths[first:first + config.batch_size]
-            images, readable, hashes = [], [], []
-            for p in chunk:
-                try:
-                    data = p.read_bytes()  # read once: decoded, and hashed to find its stored faces if indexed
-                except OSError:
-                    data = None  # read_image names the problem
-                try:
-                    images.append(read_image(p, data=data))
-                except ImageError as e:
-                    answers.append(PhotoAnswer(p, error=reason_of(e, p)))
-                    continue
-                readable.append(p)
-                hashes.append(hashlib.sha256(data).hexdigest() if data is not None else "")
-            stored = gallery.stored_boxes(hashes)
-            for p, found, boxes in zip(readable, pipeline.faces_in(images), stored):
-                if isinstance(found, str):
-                    answers.append(PhotoAnswer(p, error=found))
+            # read as `index` reads them: hashed (to find the stored faces of an indexed photo) and decoded
+            # from the same bytes
+            photos = pipeline.photo_faces([decoded(read_photo(p)) for p in paths[first:first + config.batch_size]])
+            stored = gallery.stored_boxes([ph.sha256 if ph.error is None else "" for ph in photos])
+            for ph, boxes in zip(photos, stored):
+                p = Path(ph.path)
+                if ph.error is not None:
+                    answers.append(PhotoAnswer(p, error=ph.error))
                     continue
                 faces = []
-                if found:
-                    face_ids = [stored_face_id(ef.face.box, boxes) for ef in found]
-                    matches = match_people(gallery, np.stack([ef.vector for ef in found]), threshold, config.k,
+                if ph.faces:
+                    face_ids = [stored_face_id(ef.face.box, boxes) for ef in ph.faces]
+                    matches = match_people(gallery, np.stack([ef.vector for ef in ph.faces]), threshold, config.k,
                                            face_ids, person_of)
-                    for ef, m, face_id in zip(found, matches, face_ids):
+                    for ef, m, face_id in zip(ph.faces, matches, face_ids):
                         faces.append(FaceAnswer(ef.face.box, m.name or UNKNOWN, m.distance, m.nearest,
                                                 float(ef.face.score), face_id))
                 answers.append(PhotoAnswer(p, tuple(faces)))
@@ -199,10 +188,10 @@ def verify(photo_a: str | Path, photo_b: str | Path, config: Config, *, detector
     paths = home.existing([photo_a, photo_b])
     images = []
     for p in paths:
-        try:
-            images.append(read_image(p))
-        except ImageError as e:
-            raise PhotoUnreadable(f"{e}. Check that it is a photo (jpg, png, webp, bmp, tiff or gif).") from None
+        photo = decoded(read_photo(p))  # read as `index` reads it
+        if photo.error is not None:
+            raise PhotoUnreadable(f"{p}: {photo.error}. Check that it is a photo (jpg, png, webp, bmp, tiff or gif).")
+        images.append(photo.image)
     extractor = extractor or home.load_extractor(config)
     pipeline = home.pipeline(config, detector, extractor)
     faces = []

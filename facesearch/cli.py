@@ -4,22 +4,16 @@ Results go to stdout; progress bars, warnings and notices to stderr, so `facesea
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from facesearch.config import Config, load_config
 from facesearch.errors import FacesearchError
-
-if TYPE_CHECKING:
-    from facesearch import api
+from facesearch.output import Column, csv_rows, json_line, rounded, table
 
 
 EXIT_CODES = """\b
@@ -343,16 +337,12 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
     if as_json:
         for a in answers:
             for f in a.faces:
-                click.echo(json.dumps(_face_json(a, f)))
+                json_line({"photo": a.photo, "box": f.box, "name": f.name, "distance": rounded(f.distance),
+                           "score": rounded(f.score), "nearest": f.nearest, "face_id": f.face_id})
     elif as_csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["photo", "x0", "y0", "x1", "y1", "name", "distance", "score", "nearest"])
-        for a in answers:
-            for f in a.faces:
-                writer.writerow([str(a.photo), *f.box.as_list(), f.name, _round(f.distance), _round(f.score),
-                                 f.nearest or ""])
-        click.echo(buffer.getvalue(), nl=False)
+        csv_rows(["photo", "x0", "y0", "x1", "y1", "name", "distance", "score", "nearest"],
+                 ([a.photo, *f.box.as_list(), f.name, rounded(f.distance), rounded(f.score), f.nearest or ""]
+                  for a in answers for f in a.faces))
     else:
         if on_terminal() and any(a.faces for a in answers):
             click.echo(f"  {'box (x0 y0 x1 y1)':<22}  {'name':<24} distance")
@@ -401,11 +391,9 @@ def verify(config: Config, photo_a: Path, photo_b: Path, as_json: bool, threshol
 
     v = api.verify(photo_a, photo_b, with_threshold(config, threshold))
     if as_json:
-        click.echo(json.dumps({
-            "photo_a": str(v.photo_a), "photo_b": str(v.photo_b), "box_a": v.box_a.as_list(),
-            "box_b": v.box_b.as_list(), "same": v.same, "distance": _round(v.distance),
-            "threshold": _round(v.threshold), "far": v.far, "model": v.model_version,
-        }))
+        json_line({"photo_a": v.photo_a, "photo_b": v.photo_b, "box_a": v.box_a, "box_b": v.box_b, "same": v.same,
+                   "distance": rounded(v.distance), "threshold": rounded(v.threshold), "far": v.far,
+                   "model": v.model_version})
     else:
         verdict = "same person" if v.same else "different people"
         where = "under" if v.same else "not under"
@@ -440,14 +428,13 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None, st
     config = with_threshold(config, threshold, stranger_rate)
     found = api.search(name, config)
     tell_threshold(config)
-    if found and not as_json and on_terminal():
-        click.echo(f"{'distance':<8}  photo  box (x0 y0 x1 y1)")
-    for s in found:
-        if as_json:
-            click.echo(json.dumps({"photo": s.photo, "box": s.box.as_list(), "distance": _round(s.distance),
-                                   "name": name, "face_id": s.face_id}))
-        else:
-            click.echo(f"{s.distance:.3f}  {s.photo}  {_box_text(s.box)}")
+    if as_json:
+        for s in found:
+            json_line({"photo": s.photo, "box": s.box, "distance": rounded(s.distance), "name": name,
+                       "face_id": s.face_id})
+    else:
+        table([Column("distance", 8), Column("photo"), Column("box (x0 y0 x1 y1)")],
+              ([f"{s.distance:.3f}", s.photo, _box_text(s.box)] for s in found), header=bool(found) and on_terminal())
     if not found:
         note(f"no indexed photo of {name} found")
         sys.exit(1)
@@ -472,14 +459,14 @@ def people(config: Config, as_json: bool) -> None:
     everyone = api.people(config)
     if not everyone:
         note(f"no one is enrolled in {config.home} yet (facesearch enroll NAME PHOTO...)")
-    if not as_json and everyone:
-        click.echo(f"{'name':<30} {'enrolled faces':>14} {'given faces':>11} {'photos':>7}")
-    for p in everyone:
-        if as_json:
-            click.echo(json.dumps({"name": p.name, "enrolled_faces": p.enrolled_faces, "given_faces": p.given_faces,
-                                   "photos": p.photos}))
-        else:
-            click.echo(f"{p.name:<30} {p.enrolled_faces:>14} {p.given_faces:>11} {p.photos:>7}")
+    if as_json:
+        for p in everyone:
+            json_line({"name": p.name, "enrolled_faces": p.enrolled_faces, "given_faces": p.given_faces,
+                       "photos": p.photos})
+    else:
+        table([Column("name", 30), Column("enrolled faces", 14, True), Column("given faces", 11, True),
+               Column("photos", 7, True)],
+              ([p.name, p.enrolled_faces, p.given_faces, p.photos] for p in everyone), header=bool(everyone), gap=" ")
 
 
 @cli.command()
@@ -528,15 +515,15 @@ def status(config: Config, as_json: bool) -> None:
     s = api.status(config)
     c = s.counts
     if as_json:
-        click.echo(json.dumps({
-            "home": str(s.home), "db": s.db_url, "model": s.model_version, "threshold": s.threshold,
+        json_line({
+            "home": s.home, "db": s.db_url, "model": s.model_version, "threshold": s.threshold,
             "threshold_far": s.threshold_far, "naming_threshold": s.naming_threshold,
             "naming_threshold_means": s.naming_means, "index_type": s.index_type, "index_size": s.index_size,
             "photos": c.photos, "enrolled_photos": c.enrolled_photos, "failed": c.failed, "faces": c.faces,
             "gallery_faces": c.gallery_faces, "stale_faces": c.stale_faces, "people": c.people,
             "clusters": c.clusters, "clustered_faces": c.clustered_faces, "corrections": c.corrections,
             "failures": [{"photo": p, "reason": r} for p, r in s.failures], "note": s.note,
-        }))
+        })
         return
     click.echo(f"home:      {s.home}")
     click.echo(f"database:  {s.db_url}")
@@ -710,15 +697,13 @@ def clusters(config: Config, as_json: bool, samples: int, sheets_dir: Path | Non
     found = organise.clusters(config)
     if not found:
         note("no clusters yet: run facesearch cluster (after facesearch index FOLDER)")
-    if not as_json and found:
-        click.echo(f"{'cluster':>7} {'faces':>6}  sample photos")
-    for c in found:
-        if as_json:
-            click.echo(json.dumps({"cluster": c.id, "faces": c.size, "face_ids": list(c.face_ids),
-                                   "photos": list(c.photos[:samples])}))
-        else:
-            shown = ", ".join(c.photos[:samples]) + (" ..." if len(c.photos) > samples else "")
-            click.echo(f"{c.id:>7} {c.size:>6}  {shown}")
+    if as_json:
+        for c in found:
+            json_line({"cluster": c.id, "faces": c.size, "face_ids": c.face_ids, "photos": c.photos[:samples]})
+    else:
+        table([Column("cluster", 7, True), Column("faces", 6, True), Column("sample photos")],
+              ([c.id, c.size, ", ".join(c.photos[:samples]) + (" ..." if len(c.photos) > samples else "")]
+               for c in found), header=bool(found))
     if sheets_dir is not None and found:
         for path in organise.contact_sheets(found, sheets_dir, config, on_error=lambda m: note(f"warning: {m}")):
             note(f"wrote {path}")
@@ -986,16 +971,6 @@ def report(config: Config, dataset: Path, out_dir: Path, max_photos: int | None,
 
 def _box_text(box) -> str:
     return "[" + " ".join(f"{v:>4}" for v in box.as_list()) + "]"
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 4)
-
-
-def _face_json(answer: api.PhotoAnswer, face: api.FaceAnswer) -> dict:
-    return {"photo": str(answer.photo), "box": face.box.as_list(), "name": face.name,
-            "distance": _round(face.distance), "score": _round(face.score), "nearest": face.nearest,
-            "face_id": face.face_id}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Engine, case, delete, func, select, update
@@ -30,30 +31,13 @@ from indexer.vectors import EXACT, Scale, VectorIndex, from_bytes, to_bytes
 from models.extractor import ModelInfo
 from models.faces import Box, Face
 
+if TYPE_CHECKING:
+    from indexer.photos import Photo
+    from indexer.pipeline import EmbeddedFace
+
 # The tables `forget` deletes from or changes, vacuumed after it on PostgreSQL
 FORGET_TABLES = ("people", "faces", "photos", "face_rejections", "cluster_faces")
 _ROWS_PER_FETCH = 10_000
-
-
-@dataclass(frozen=True)
-class EmbeddedFace:
-    """A detected face with its vector under the current extractor."""
-
-    face: Face
-    vector: np.ndarray  # (dim,) float32, unit length
-
-
-@dataclass(frozen=True)
-class PhotoOutcome:
-    """What reading one photo gave: its faces, or the reason it could not be read (`error`)."""
-
-    sha256: str
-    path: str
-    size_bytes: int
-    width: int | None = None  # pixels as decoded; None when it failed
-    height: int | None = None
-    faces: tuple[EmbeddedFace, ...] = ()
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +54,7 @@ class KnownPhoto:
 class BatchWrite:
     """All that one batch of indexing writes, in one transaction."""
 
-    photos: list[PhotoOutcome] = field(default_factory=list)  # new photos, failed ones, enrolled -> indexed
+    photos: list[Photo] = field(default_factory=list)  # new photos, failed ones, enrolled -> indexed
     moves: list[tuple[int, str]] = field(default_factory=list)  # photo id, the path where it is now
     vectors: list[tuple[int, np.ndarray]] = field(default_factory=list)  # face id, vector re-embedded now
 
@@ -106,18 +90,6 @@ class Counts:
     clusters: int = 0  # groups of unnamed faces (`facesearch cluster`)
     clustered_faces: int = 0
     corrections: int = 0  # faces marked as not a person (`facesearch reject`, or moved away from one)
-
-
-@dataclass(frozen=True)
-class EnrollItem:
-    """One photo offered for enrollment, with the face chosen from it."""
-
-    sha256: str
-    path: str
-    size_bytes: int
-    width: int
-    height: int
-    face: EmbeddedFace
 
 
 @dataclass(frozen=True)
@@ -389,14 +361,14 @@ class Gallery:
 
     # -- people ------------------------------------------------------------------------------------------------
 
-    def enroll(self, name: str, items: list[EnrollItem]) -> EnrollResult:
+    def enroll(self, name: str, items: list[Photo]) -> EnrollResult:
         """Add the face of each item as an enrolled face of `name` (created if new), in one transaction."""
         self._load_index()
         ids, vectors, result = _once_more_on_conflict(lambda: self._enroll(name, items))
         self._add_to_index(ids, vectors)
         return result
 
-    def _enroll(self, name: str, items: list[EnrollItem]) -> tuple[list[int], list[np.ndarray], EnrollResult]:
+    def _enroll(self, name: str, items: list[Photo]) -> tuple[list[int], list[np.ndarray], EnrollResult]:
         added: list[str] = []
         skipped: list[tuple[str, str]] = []
         rows: list[tuple[FaceRow, np.ndarray]] = []
@@ -435,11 +407,11 @@ class Gallery:
                                                          RejectionRow.person_id == person.id))
                     added.append(item.path)
                     continue
-                row = _face_row(item.face, self.model.version, ENROLLED_FACE)
+                row = _face_row(item.faces[0], self.model.version, ENROLLED_FACE)
                 row.photo_id = photo.id
                 row.person_id = person.id
                 s.add(row)
-                rows.append((row, item.face.vector))
+                rows.append((row, item.faces[0].vector))
                 added.append(item.path)
             s.flush()
             ids = [row.id for row, _ in rows]

@@ -1,17 +1,17 @@
-"""Folders to gallery: scan, hash, read, detect, align and embed a batch of photos at a time, and store them.
+"""Folders to gallery: scan, read, detect, align and embed a batch of photos at a time, and store them.
 
 The detector and extractor are passed in (anything with `detect(images)`, and `embed(chips)` plus `info`),
 so the storage logic can be exercised with stand-ins and the real models load only where they are needed.
 """
 from __future__ import annotations
 
-import hashlib
+import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,14 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from db import ENROLLED, FAILED
-from indexer.gallery import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome
+from indexer.gallery import BatchWrite, Gallery
 from indexer.library import enrolment_doubts
-from indexer.scan import hash_file, scan
+from indexer.photos import Photo, decode_in_parts, decoded, in_groups, read_photo
+from indexer.scan import scan
 from models.align import align
 from models.detect import MAIN_FACE_MIN_SCORE, main_face
 from models.extractor import ModelInfo
 from models.faces import Face
-from models.image import ImageError, read_image
 
 if TYPE_CHECKING:
     from indexer.workers import WorkerPool
@@ -36,6 +36,9 @@ DEFAULT_BATCH_SIZE = 16  # photos written together (one transaction), read and d
 # photo decodes to 36 MB, so 4 of them: one MTCNN call), whatever the batch size. `index` decodes the next
 # part while it detects the current one, so two parts are held at once.
 DEFAULT_MAX_BATCH_PIXELS = 50_000_000
+# A batch's files are read once and their bytes held until decoded (`indexer/photos.py`): a batch also ends
+# before its files hold more than this many bytes, so that a large --batch-size of large photos stays bounded.
+MAX_BATCH_BYTES = 256_000_000
 
 
 class FaceDetector(Protocol):
@@ -54,25 +57,11 @@ class FaceExtractor(Protocol):
 
 
 @dataclass(frozen=True)
-class ReadPhoto:
-    """A photo file decoded, with its identity: the sha256 of its bytes."""
+class EmbeddedFace:
+    """A detected face with its vector under the current extractor (`Pipeline.embed`)."""
 
-    path: Path
-    sha256: str
-    size_bytes: int
-    image: np.ndarray  # (h, w, 3) uint8 RGB, EXIF orientation applied
-
-
-@dataclass(frozen=True)
-class PhotoFaces:
-    """One photo after detection: its size and faces with vectors, or why it could not be read (then no size)
-    or detected. What `faces_of_part` gives, in this process or in a worker."""
-
-    path: str
-    width: int | None = None
-    height: int | None = None
-    faces: tuple[EmbeddedFace, ...] = ()
-    error: str | None = None
+    face: Face
+    vector: np.ndarray  # (dim,) float32, unit length
 
 
 @dataclass(frozen=True)
@@ -190,57 +179,20 @@ class Pipeline:
             out[i] = e
         return out
 
-
-def read_photo(path: Path) -> ReadPhoto:
-    """Hash and decode one photo; raises ImageError naming the file for anything unreadable."""
-    try:
-        sha256, size = hash_file(path)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    return ReadPhoto(path, sha256, size, read_image(path))
-
-
-def decode_in_parts(items: Iterable[tuple[Path, str, int]], max_pixels: int,
-                    contents: Callable[[Path], bytes | None] = lambda path: None,
-                    ) -> Iterator[list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]]:
-    """Decode the photos of `items` (path, sha256, size) in order, yielding them in parts whose decoded images
-    together hold at most `max_pixels` pixels (a single larger photo makes a part of its own). Each item comes
-    with its image, or the ImageError that reading it raised; `contents` may give a photo's bytes instead of
-    its file being read. A photo is decoded only when the part before it
-    has been handed over, so at most one part and one photo are held at once when the caller lets each part go."""
-    part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]] = []
-    pixels = 0
-    for item in items:
-        try:
-            image: np.ndarray | ImageError = read_image(item[0], data=_same_bytes(item, contents(item[0])))
-        except ImageError as e:
-            image = e
-        size = image.shape[0] * image.shape[1] if isinstance(image, np.ndarray) else 0
-        if part and pixels + size > max_pixels:
-            yield part
-            part, pixels = [], 0
-        part.append((item, image))
-        pixels += size
-    if part:
-        yield part
-
-
-def _same_bytes(item: tuple[Path, str, int], given: bytes | None) -> bytes | None:
-    """The bytes to decode a photo from: `given`, or its file's, read once here and checked against the sha256
-    it was hashed to (item[1], when known). A file replaced between the hashing and this read is an ImageError
-    (the photo is reported and recorded as failed, no face of it is written; a rerun hashes and reads it anew).
-    None when the file cannot be read: `read_image` names the problem."""
-    path, sha256, _ = item
-    if given is not None:
-        return given
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise ImageError(f"{path}: changed while it was being read (its bytes are not the ones hashed a moment "
-                         "before); index it again")
-    return data
+    def photo_faces(self, photos: list[Photo]) -> list[Photo]:
+        """The photos with their faces and vectors, or why detection failed, their images let go; photos not
+        decoded (an `error` already) come back as they are. This process runs it for `index` and `who`, and so
+        do the worker processes and Ray actors (`indexer.workers`)."""
+        found = iter(self.faces_in([ph.image for ph in photos if ph.image is not None]))
+        out = []
+        for ph in photos:
+            if ph.image is None:
+                out.append(ph)
+                continue
+            result = next(found)
+            out.append(replace(ph, image=None, error=result) if isinstance(result, str)
+                       else replace(ph, image=None, faces=tuple(result)))
+        return out
 
 
 def ahead(items: Iterator, holding: int = 2) -> Iterator:
@@ -286,17 +238,18 @@ def ahead(items: Iterator, holding: int = 2) -> Iterator:
         slots.release()  # a producer waiting for a slot sees `stop` and ends
 
 
-def unreadable_key(path: Path) -> str:
-    """The identity under which a file whose bytes cannot be read is recorded as failed: the sha256 of its path
-    (its content's hash is unknowable), so a rerun updates that one row."""
-    return hashlib.sha256(f"unreadable file at {path}".encode("utf-8", "surrogateescape")).hexdigest()
+def batches(paths: Sequence[Path], size: int, max_bytes: int) -> Iterator[list[Path]]:
+    """`paths` in consecutive batches of at most `size` photos whose files hold at most `max_bytes` bytes together
+    (a larger file makes a batch of its own); a file whose size cannot be read counts as empty here, and its
+    reading reports it."""
+    return in_groups(paths, max_bytes, _file_size, size)
 
 
-def reason_of(error: Exception, path: Path) -> str:
-    """The message of an error about `path`, without the path it starts with."""
-    text = str(error)
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], progress: bool = False,
@@ -328,39 +281,32 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
     bar = tqdm(total=len(found.photos), unit="photo", desc="indexing", file=sys.stderr,
                disable=None if progress else True)  # None: drawn only when stderr is a terminal
     try:
-        for first in range(0, len(found.photos), pipeline.batch_size):
-            batch_paths = found.photos[first:first + pipeline.batch_size]
-            hashed: list[tuple[Path, str, int]] = []
-            unreadable: list[PhotoOutcome] = []
-            for p in batch_paths:
-                try:
-                    sha256, size = hash_file(p)
-                except OSError as e:
-                    reason = f"cannot read ({e.strerror or e})"
-                    failed.append((str(p), reason))
-                    unreadable.append(PhotoOutcome(unreadable_key(p), str(p), 0, error=reason))
-                    continue
-                hashed.append((p, sha256, size))
-            known = gallery.known_photos(sha for _, sha, _ in hashed)
-            write = BatchWrite(photos=unreadable)
-            to_read: list[tuple[Path, str, int]] = []
+        for batch_paths in batches(found.photos, pipeline.batch_size, MAX_BATCH_BYTES):
+            # each file read once: hashed here, decoded below from the same bytes if it is new
+            photos = [read_photo(p) for p in batch_paths]
+            write = BatchWrite(photos=[ph for ph in photos if ph.error is not None])
+            failed += [(ph.path, ph.error) for ph in write.photos]
+            readable = [ph for ph in photos if ph.error is None]
+            known = gallery.known_photos(ph.sha256 for ph in readable)
+            to_read: list[Photo] = []
             stale: list[tuple[Path, int]] = []
-            for p, sha256, size in hashed:
-                if sha256 in seen:
+            for ph in readable:
+                if ph.sha256 in seen:
                     already += 1  # a second copy of a photo met earlier in this run
                     continue
-                seen.add(sha256)
-                k = known.get(sha256)
+                seen.add(ph.sha256)
+                k = known.get(ph.sha256)
                 if k is None or k.status in (ENROLLED, FAILED):
-                    to_read.append((p, sha256, size))
+                    to_read.append(ph)
                     continue
-                if k.path != str(p) and not Path(k.path).exists():
-                    write.moves.append((k.id, str(p)))
+                if k.path != ph.path and not Path(k.path).exists():
+                    write.moves.append((k.id, ph.path))
                     moved += 1
                 else:
                     already += 1
                 if k.stale_faces:
-                    stale.append((p, k.id))
+                    stale.append((Path(ph.path), k.id))
+            del photos, readable  # the bytes of photos not to be read again go now
 
             if pipeline.pool is not None:
                 new += _detect_in_workers(pipeline.pool, to_read, write, failed, step)
@@ -368,11 +314,13 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 loading = loading or pipeline.load_in_background()
                 for part in ahead(decode_in_parts(to_read, pipeline.max_batch_pixels)):
                     loading.join()  # the models: loaded meanwhile
-                    detected, added = _detect_part(pipeline, part, write, failed)
-                    del part  # let go of its photos before the next part is decoded
+                    results = pipeline.photo_faces(part)
+                    del part  # let go of its images before the next part is decoded
+                    detected = sum(ph.width is not None for ph in results)
                     if detected:
                         step(f"detected {detected}")
-                    new += added
+                    new += _record(results, write, failed)
+            del to_read
 
             for p, photo_id in stale:
                 vectors = _reembed(gallery, pipeline, p, photo_id)
@@ -395,54 +343,21 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                        tuple(str(p) for p in found.missing))
 
 
-def faces_of_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]]
-                  ) -> list[PhotoFaces]:
-    """Detect and embed the decoded photos of one part (see `decode_in_parts`); one result per photo, in order.
-    This process runs it for `index`, and so do the worker processes and Ray actors (`indexer.workers`)."""
-    found = iter(pipeline.faces_in([image for _, image in part if isinstance(image, np.ndarray)]))
-    out = []
-    for (p, _, _), image in part:
-        if isinstance(image, ImageError):
-            out.append(PhotoFaces(str(p), error=reason_of(image, p)))
-            continue
-        h, w = image.shape[:2]
-        result = next(found)
-        out.append(PhotoFaces(str(p), w, h, error=result) if isinstance(result, str)
-                   else PhotoFaces(str(p), w, h, tuple(result)))
-    return out
+def _record(results: list[Photo], write: BatchWrite, failed: list[tuple[str, str]]) -> int:
+    """Add these photos to `write` and those that failed to `failed`; returns how many were added with their
+    faces."""
+    write.photos.extend(results)
+    failed.extend((ph.path, ph.error) for ph in results if ph.error is not None)
+    return sum(ph.error is None for ph in results)
 
 
-def _record(results: list[PhotoFaces], items: dict[str, tuple[Path, str, int]], write: BatchWrite,
-            failed: list[tuple[str, str]]) -> int:
-    """Add the outcomes of these photos (`items`: path, sha256, size by path) to `write` and those that failed
-    to `failed`; returns how many were added with their faces."""
+def _detect_in_workers(pool: WorkerPool, photos: list[Photo], write: BatchWrite, failed: list[tuple[str, str]],
+                       step: Callable[[str], None]) -> int:
+    """What `index_paths` does with a batch's new photos, done by the worker processes (sent with their bytes);
+    returns photos added with their faces."""
     added = 0
-    for r in results:
-        _, sha256, size = items[r.path]
-        write.photos.append(PhotoOutcome(sha256, r.path, size, r.width, r.height, r.faces, r.error))
-        if r.error is None:
-            added += 1
-        else:
-            failed.append((r.path, r.error))
-    return added
-
-
-def _detect_part(pipeline: Pipeline, part: list[tuple[tuple[Path, str, int], np.ndarray | ImageError]],
-                 write: BatchWrite, failed: list[tuple[str, str]]) -> tuple[int, int]:
-    """Detect and embed the decoded photos of one part of a batch, adding their outcomes to `write` and the
-    photos that failed to `failed`; returns (photos detected, photos added with their faces)."""
-    results = faces_of_part(pipeline, part)
-    added = _record(results, {str(item[0]): item for item, _ in part}, write, failed)
-    return sum(r.width is not None for r in results), added
-
-
-def _detect_in_workers(pool: WorkerPool, items: list[tuple[Path, str, int]], write: BatchWrite,
-                       failed: list[tuple[str, str]], step: Callable[[str], None]) -> int:
-    """`_detect_part` for a whole batch done by the worker processes; returns photos added with their faces."""
-    added = 0
-    by_path = {str(item[0]): item for item in items}
-    for chunk in pool.faces_of([p for p, _, _ in items]):
-        added += _record(chunk, by_path, write, failed)
+    for chunk in pool.faces_of(photos):
+        added += _record(chunk, write, failed)
         step(f"detected {len(chunk)}")
     return added
 
@@ -454,15 +369,15 @@ def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int,
     stored = gallery.stale_faces(photo_id)
     if not stored:
         return []
-    try:
-        if sha256 is not None and hash_file(path)[0] != sha256:
-            return "the file changed since it was indexed; index it again"
-        image = read_image(path)
-    except ImageError as e:
-        return reason_of(e, path)
-    except OSError as e:
-        return f"cannot read ({e.strerror or e}); if it moved, index its new folder"
-    embedded = pipeline.embed([image], [[face for _, face in stored]])[0]
+    photo = read_photo(path)  # read once, as `index` reads it: checked and decoded from the same bytes
+    if photo.error is not None:
+        return f"{photo.error}; if it moved, index its new folder"
+    if sha256 is not None and photo.sha256 != sha256:
+        return "the file changed since it was indexed; index it again"
+    photo = decoded(photo)
+    if photo.error is not None:
+        return photo.error
+    embedded = pipeline.embed([photo.image], [[face for _, face in stored]])[0]
     return [(face_id, ef.vector) for (face_id, _), ef in zip(stored, embedded)]
 
 
@@ -494,35 +409,34 @@ def reembed_stale(gallery: Gallery, pipeline: Pipeline, progress: bool = False) 
     return ReembedReport(photos, faces, tuple(failed), time.monotonic() - start)
 
 
-def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[EnrollItem | str]:
-    """For each photo, its main face (largest, nearest the centre; the likeliest face where none reaches the
-    detector's score, `models.detect.MAIN_FACE_MIN_SCORE`) embedded as an EnrollItem, or the reason there is
-    none. All photos are detected together and all chosen faces embedded in one call."""
-    out: list[EnrollItem | str] = []
-    photos: list[tuple[int, ReadPhoto]] = []
+def main_faces(pipeline: Pipeline, paths: Sequence[Path]) -> list[Photo | str]:
+    """For each photo, read and decoded as `index` reads it, its main face (largest, nearest the centre; the
+    likeliest face where none reaches the detector's score, `models.detect.MAIN_FACE_MIN_SCORE`) embedded, as
+    the Photo with that one face, or the reason there is none. All photos are detected together and all chosen
+    faces embedded in one call."""
+    out: list[Photo | str] = []
+    photos: list[tuple[int, Photo]] = []
     for p in paths:
-        p = Path(p).absolute()
-        try:
-            photos.append((len(out), read_photo(p)))
-            out.append("")  # filled below
-        except ImageError as e:
-            out.append(reason_of(e, p))
+        ph = decoded(read_photo(Path(p).absolute()))
+        if ph.error is not None:
+            out.append(ph.error)
+            continue
+        photos.append((len(out), ph))
+        out.append("")  # filled below
     detected = pipeline.detect([ph.image for _, ph in photos], min_score=MAIN_FACE_MIN_SCORE)
-    chosen: list[tuple[int, ReadPhoto, Face]] = []
+    chosen: list[tuple[int, Photo, Face]] = []
     for (slot, ph), faces in zip(photos, detected):
         if isinstance(faces, str):
             out[slot] = faces
             continue
-        h, w = ph.image.shape[:2]
-        face = main_face(faces, w, h, pipeline.detector.min_score)
+        face = main_face(faces, ph.width, ph.height, pipeline.detector.min_score)
         if face is None:
             out[slot] = "no face found"
             continue
         chosen.append((slot, ph, face))
     embedded = pipeline.embed([ph.image for _, ph, _ in chosen], [[face] for _, _, face in chosen])
     for (slot, ph, _), (ef,) in zip(chosen, embedded):
-        h, w = ph.image.shape[:2]
-        out[slot] = EnrollItem(ph.sha256, str(ph.path), ph.size_bytes, w, h, ef)
+        out[slot] = replace(ph, image=None, faces=(ef,))
     return out
 
 
@@ -549,7 +463,7 @@ def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[s
     """
     queue = [(person, Path(p).absolute()) for person, (_, paths) in enumerate(people) for p in paths]
     left = [len(paths) for _, paths in people]
-    outcomes: list[list[tuple[Path, EnrollItem | str]]] = [[] for _ in people]
+    outcomes: list[list[tuple[Path, Photo | str]]] = [[] for _ in people]
     reports: list[EnrollReport] = []
 
     def write_finished(upto: int) -> None:
@@ -574,13 +488,13 @@ def enroll_people(gallery: Gallery, pipeline: Pipeline, people: Sequence[tuple[s
     return reports
 
 
-def _enroll_one(gallery: Gallery, name: str, outcomes: list[tuple[Path, EnrollItem | str]],
+def _enroll_one(gallery: Gallery, name: str, outcomes: list[tuple[Path, Photo | str]],
                 check: EnrolCheck | None = None) -> EnrollReport:
-    items = [o for _, o in outcomes if isinstance(o, EnrollItem)]
+    items = [o for _, o in outcomes if isinstance(o, Photo)]
     failed = tuple((str(p), o) for p, o in outcomes if isinstance(o, str))
     doubts: list[tuple[str, str]] = []
     if items and check is not None:
-        why = enrolment_doubts(gallery, name, np.stack([i.face.vector for i in items]), check.threshold, check.k)
+        why = enrolment_doubts(gallery, name, np.stack([i.faces[0].vector for i in items]), check.threshold, check.k)
         doubts = [(i.path, w) for i, w in zip(items, why) if w]
         if not check.force:
             items = [i for i, w in zip(items, why) if not w]

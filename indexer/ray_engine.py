@@ -2,7 +2,7 @@
 
 Ray actors, one CPU each, load the detector and the extractor once (the same `indexer.workers` code a local
 worker process runs) and turn photos into faces with vectors. The machine running `facesearch index` still
-scans, hashes, decides what is new and writes every result through the same `Gallery`, one transaction per
+scans, reads and hashes, decides what is new and writes every result through the same `Gallery`, one transaction per
 batch, so the database and the index are exactly what the local engine writes (tests compare them) and a
 killed run reruns the same way. Photos are sent to the actors as bytes, so the other machines of a cluster need
 no access to the photo folders, only the facesearch package and its models installed.
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
-from indexer.pipeline import PhotoFaces
+from indexer.photos import Photo
 from indexer.workers import ModelSettings, split_evenly
 
 
@@ -28,10 +27,10 @@ class _FacesActor:
 
         start_worker(settings)
 
-    def faces_of(self, paths: list[str], contents: list[bytes]) -> list[PhotoFaces]:
+    def faces_of(self, photos: list[Photo]) -> list[Photo]:
         from indexer.workers import faces_of_photos
 
-        return faces_of_photos(paths, contents)
+        return faces_of_photos(photos)
 
 
 class RayPool:
@@ -53,12 +52,13 @@ class RayPool:
         actor = ray.remote(num_cpus=1)(_FacesActor)
         self._actors = [actor.remote(settings) for _ in range(self.workers)]
 
-    def faces_of(self, paths: Sequence[Path]) -> Iterator[list[PhotoFaces]]:
-        """The photos' results in their order, in chunks (one per actor), each chunk as soon as it is done."""
-        if not paths:
+    def faces_of(self, photos: Sequence[Photo]) -> Iterator[list[Photo]]:
+        """The photos' results in their order, in chunks (one per actor), each chunk as soon as it is done. The
+        photos travel with the bytes this machine read and hashed."""
+        if not photos:
             return
-        refs = [actor.faces_of.remote(chunk, [_bytes_of(p) for p in chunk])
-                for actor, chunk in zip(self._actors, split_evenly(paths, len(self._actors)))]
+        chunks = split_evenly(photos, len(self._actors))
+        refs = [actor.faces_of.remote(chunk) for actor, chunk in zip(self._actors, chunks)]
         for ref in refs:
             yield self._ray.get(ref)
 
@@ -74,14 +74,6 @@ class RayPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _bytes_of(path: str) -> bytes:
-    """A photo's bytes to send to an actor; b"" when unreadable here (the actor then reports it as such)."""
-    try:
-        return Path(path).read_bytes()
-    except OSError:
-        return b""
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

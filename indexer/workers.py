@@ -1,11 +1,11 @@
 """Decoding, detection and embedding in worker processes, for `facesearch index --workers N`.
 
-Each worker is a spawned process that loads the detector and the extractor once and then turns lists of photo
-paths into faces with vectors; the main process still hashes photos, decides what to read and writes every
-result through the same `Gallery` (one transaction per batch), so a killed run reruns exactly as with one
-process. A worker runs its networks on one thread. On this project's 2-core machine two such workers were
-slower than one process using both cores (docs/benchmarks.md, "What each change bought": 34 against 40 LFW photos/s),
-so the default stays one process; the pool is for machines with more cores, and the Ray engine's actors run
+Each worker is a spawned process that loads the detector and the extractor once and then turns lists of photos
+(`indexer.photos.Photo`, sent with the bytes the main process read and hashed) into faces with vectors; the main
+process still reads photos, decides what to detect and writes every result through the same `Gallery` (one
+transaction per batch), so a killed run reruns exactly as with one process. A worker runs its networks on one
+thread. On this project's 2-core machine two such workers were slower than one process using both cores
+(docs/benchmarks.md, "What each change bought": 34 against 40 LFW photos/s), so the default stays one process; the pool is for machines with more cores, and the Ray engine's actors run
 the same code (`indexer/ray_engine.py`). Workers are spawned, never forked, so that no thread pool of the
 parent's is copied half-held into them.
 """
@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.pipeline import PhotoFaces, decode_in_parts, faces_of_part
+from indexer.photos import Photo, decode_in_parts
 
 
 @dataclass(frozen=True)
@@ -48,21 +48,19 @@ def start_worker(settings: ModelSettings) -> None:
     _pipeline = Pipeline(detector, Extractor(settings.model_path), max_batch_pixels=settings.max_batch_pixels)
 
 
-def faces_of_photos(paths: list[str], contents: list[bytes] | None = None) -> list[PhotoFaces]:
-    """In a worker: decode the photos (in parts of bounded pixels; from `contents`, their bytes, when given),
-    detect, align and embed their faces; one result per photo, in order."""
-    data = dict(zip(paths, contents)) if contents is not None else {}
+def faces_of_photos(photos: list[Photo]) -> list[Photo]:
+    """In a worker: decode the photos from their bytes (in parts of bounded pixels), detect, align and embed their
+    faces; one result per photo, in order, without bytes or images."""
     out = []
-    for part in decode_in_parts([(Path(p), "", 0) for p in paths], _pipeline.max_batch_pixels,
-                                lambda p: data.get(str(p))):
-        out.extend(faces_of_part(_pipeline, part))
+    for part in decode_in_parts(photos, _pipeline.max_batch_pixels):
+        out.extend(_pipeline.photo_faces(part))
     return out
 
 
-def split_evenly(paths: Sequence[Path], parts: int) -> list[list[str]]:
-    """`paths` as strings in at most `parts` consecutive chunks of equal size (the last may be shorter)."""
-    size = -(-len(paths) // parts)
-    return [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
+def split_evenly(items: Sequence, parts: int) -> list[list]:
+    """`items` in at most `parts` consecutive chunks of equal size (the last may be shorter)."""
+    size = -(-len(items) // parts)
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 class WorkerPool:
@@ -77,11 +75,11 @@ class WorkerPool:
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=start_worker, initargs=(settings,))
 
-    def faces_of(self, paths: Sequence[Path]) -> Iterator[list[PhotoFaces]]:
+    def faces_of(self, photos: Sequence[Photo]) -> Iterator[list[Photo]]:
         """The photos' results in their order, in chunks as the workers finish them (one chunk per worker)."""
-        if not paths:
+        if not photos:
             return
-        yield from self._pool.map(faces_of_photos, split_evenly(paths, self.workers))
+        yield from self._pool.map(faces_of_photos, split_evenly(photos, self.workers))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

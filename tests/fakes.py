@@ -36,3 +36,17 @@ class FakeExtractor:
                            for c in chips]).reshape(len(chips), -1).astype(np.float32)
         thumbs -= thumbs.mean(axis=1, keepdims=True)
         return normalise(thumbs @ self._projection)
+
+
+def stored_photo(sha256: str, path: str, size_bytes: int, width: int | None = None, height: int | None = None,
+                 faces: tuple = (), error: str | None = None):
+    """A photo as `index` hands it to the gallery (read, decoded, its faces embedded), for tests that write a
+    gallery without photos on disk."""
+    from indexer.photos import Photo
+
+    return Photo(path, sha256, size_bytes, width=width, height=height, faces=tuple(faces), error=error)
+
+
+def enroll_photo(sha256: str, path: str, size_bytes: int, width: int, height: int, face):
+    """A photo as `enroll` hands it to the gallery: its one chosen face embedded."""
+    return stored_photo(sha256, path, size_bytes, width, height, (face,))

@@ -18,7 +18,7 @@ from conftest import REPO, lfw_photos
 from facesearch import api
 from facesearch.cli import cli
 from facesearch.config import load_config
-from indexer import pipeline, scan
+from indexer import scan
 from models.image import ImageError, read_image
 
 
@@ -122,16 +122,18 @@ def test_an_unreadable_file_is_named_with_its_reason(tmp_path, face_photo, fake_
     locked.write_bytes(face_photo.read_bytes())
     home = tmp_path / "home"
     if os.geteuid() == 0:
-        real_hash = pipeline.hash_file
+        import pathlib
+
+        real_read = pathlib.Path.read_bytes
 
         def refuse(path):
             if path == locked:
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_hash(path)
+            return real_read(path)
 
-        monkeypatch.setattr(pipeline, "hash_file", refuse)
+        monkeypatch.setattr(pathlib.Path, "read_bytes", refuse)
         result = run(home, "index", folder)
-        monkeypatch.setattr(pipeline, "hash_file", real_hash)
+        monkeypatch.setattr(pathlib.Path, "read_bytes", real_read)
     else:
         locked.chmod(0)
         try:

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from db import ENROLLED, FAILED, INDEXED, FaceRow, PhotoRow
-from indexer import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome, VectorIndex
+from fakes import enroll_photo, stored_photo
+from indexer import BatchWrite, EmbeddedFace, Gallery, Photo, VectorIndex
 from models.extractor import ModelInfo
 from models.faces import Box, Face
 
@@ -25,8 +26,8 @@ def face(seed: int, x: float = 10.0) -> EmbeddedFace:
     return EmbeddedFace(Face(Box(x, 10, x + 20, 35), landmarks, 0.99), unit(seed))
 
 
-def photo(n: int, faces: int = 1, error: str | None = None) -> PhotoOutcome:
-    return PhotoOutcome(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160,
+def photo(n: int, faces: int = 1, error: str | None = None) -> Photo:
+    return stored_photo(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160,
                         tuple(face(100 * n + i, 10 + 30 * i) for i in range(faces)), error)
 
 
@@ -109,7 +110,7 @@ def test_homes_sharing_one_database_keep_their_indexes_current(tmp_path):
         assert h.index.count == 3 and h.rebuilt  # its first index, built from the database
     with open_gallery(tmp_path) as g:
         g.write(BatchWrite(photos=[photo(3, 2), photo(4, 1)]))
-        g.enroll("Ada", [EnrollItem(f"{99:064x}", "/photos/ada.jpg", 10, 160, 160, face(7))])
+        g.enroll("Ada", [enroll_photo(f"{99:064x}", "/photos/ada.jpg", 10, 160, 160, face(7))])
         want = g.index.search(np.stack([unit(s) for s in (100, 300, 400, 7)]), 3)
     with other_home() as h:
         assert h.index.count == 7 and h.caught_up == 4 and not h.rebuilt  # (the index loads on first use)
@@ -142,9 +143,9 @@ def test_a_reused_version_with_another_dimension_is_refused(tmp_path):
         open_gallery(tmp_path, ModelInfo(version=MODEL.version, dim=16, threshold=0.4, threshold_far=0.001))
 
 
-def enroll_item(n: int) -> EnrollItem:
+def enroll_item(n: int) -> Photo:
     p = photo(n)
-    return EnrollItem(p.sha256, p.path, p.size_bytes, 160, 160, p.faces[0])
+    return enroll_photo(p.sha256, p.path, p.size_bytes, 160, 160, p.faces[0])
 
 
 def test_enroll_then_forget_removes_faces_from_database_and_index(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 import signal
 
 import pytest
@@ -79,11 +80,15 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_indexed(tmp_pat
     assert f"{root / 'locked'}: folder not read (Permission denied)" in result.stdout
 
 
-def test_a_photo_replaced_while_it_is_indexed_is_reported_and_nothing_of_it_written(tmp_path, data_dir,
-                                                                                  fake_models, monkeypatch):
-    """The photo is hashed, then replaced by another before it is decoded: its faces would be stored under
-    the first photo's sha256. It is reported instead, and a rerun indexes what the file holds then."""
+def test_a_photo_replaced_while_it_is_indexed_is_stored_as_it_was_read(tmp_path, data_dir, fake_models,
+                                                                       monkeypatch):
+    """The photo's file is read once, then replaced by another before its faces are stored: what is stored is
+    the photo that was read (its sha256 and its faces, decoded from the bytes that were hashed), never the
+    other photo's faces under its sha256. `check` then reports the file as changed, and a rerun indexes what
+    the file holds now."""
+    import hashlib
     import json
+    import sqlite3
 
     import indexer.pipeline
 
@@ -92,23 +97,29 @@ def test_a_photo_replaced_while_it_is_indexed_is_reported_and_nothing_of_it_writ
     for n, p in enumerate(lfw_photos("Hans_Blix")[:3]):
         shutil.copy(p, root / f"{n}.jpg")
     victim, other = root / "1.jpg", lfw_photos("Laura_Bush")[0]
-    real = indexer.pipeline.hash_file
+    was = victim.read_bytes()
+    real = indexer.pipeline.read_photo
 
-    def hash_then_replace(path):
-        digest = real(path)
-        if path == victim and not hash_then_replace.done:
-            hash_then_replace.done = True
-            shutil.copy(other, victim)  # replaced after it was hashed
-        return digest
+    def read_then_replace(path):
+        photo = real(path)
+        if Path(path) == victim and not read_then_replace.done:
+            read_then_replace.done = True
+            shutil.copy(other, victim)  # replaced after it was read
+        return photo
 
-    hash_then_replace.done = False
-    monkeypatch.setattr(indexer.pipeline, "hash_file", hash_then_replace)
+    read_then_replace.done = False
+    monkeypatch.setattr(indexer.pipeline, "read_photo", read_then_replace)
     home = tmp_path / "home"
     first = run(home, "index", root)
     assert first.exit_code == 0, first.output
-    assert "indexed 2 new photos" in first.stdout and "1.jpg: changed while it was being read" in first.stdout
-    status = json.loads(run(home, "status", "--json").stdout)
-    assert (status["photos"], status["failed"]) == (2, 1)
+    assert "indexed 3 new photos" in first.stdout
+    with sqlite3.connect(home / "facesearch.db") as db:
+        (sha,) = db.execute("SELECT sha256 FROM photos WHERE path = ?", (str(victim),)).fetchone()
+        (faces,) = db.execute("SELECT COUNT(*) FROM faces JOIN photos ON photos.id = faces.photo_id "
+                              "WHERE photos.path = ?", (str(victim),)).fetchone()
+    assert sha == hashlib.sha256(was).hexdigest() and faces == 1  # the photo that was read, with its face
+    checked = run(home, "check")
+    assert checked.exit_code == 1 and "1.jpg" in checked.stdout, checked.output
     again = run(home, "index", root)
     assert "indexed 1 new photos" in again.stdout, again.output  # the file as it is now
-    assert json.loads(run(home, "status", "--json").stdout)["photos"] == 3
+    assert json.loads(run(home, "status", "--json").stdout)["photos"] == 4

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from db import sqlite_url
-from indexer import BatchWrite, EnrollItem, Gallery, PhotoOutcome, check_gallery
-from indexer.gallery import EmbeddedFace
+from fakes import enroll_photo, stored_photo
+from indexer import BatchWrite, EmbeddedFace, Gallery, Photo, check_gallery
 from indexer.vectors import EXACT, IvfStep, Scale, VectorIndex, sidecar_path
 from models.extractor import ModelInfo
 from models.faces import Box, Face
@@ -189,11 +189,11 @@ MODEL = ModelInfo(version="synthetic-1", dim=DIM, threshold=0.4, threshold_far=0
 FACE_VECTORS = clustered(1100, seed=7)
 
 
-def photo(n: int, faces: int) -> PhotoOutcome:
+def photo(n: int, faces: int) -> Photo:
     """Photo n with `faces` faces, whose vectors are rows 10n.. of FACE_VECTORS."""
     found = tuple(EmbeddedFace(Face(Box(10 + 30 * i, 10, 30 + 30 * i, 35), np.full((5, 2), 20, np.float32), 0.99),
                                FACE_VECTORS[10 * n + i]) for i in range(faces))
-    return PhotoOutcome(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160, found)
+    return stored_photo(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160, found)
 
 
 def open_gallery(tmp_path, scale: Scale = SMALL) -> Gallery:
@@ -225,7 +225,7 @@ def test_a_gallery_past_the_threshold_is_rebuilt_as_ivf_when_saved(tmp_path):
         assert np.all(distances < 1e-6)
         np.testing.assert_array_equal(g.index.vector(int(ids[3])), vectors[3])
         # forget works on it: the enrolled faces leave the index and no search returns them
-        items = [EnrollItem(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160, photo(n, 1).faces[0])
+        items = [enroll_photo(f"{n:064x}", f"/photos/{n}.jpg", 1000 + n, 160, 160, photo(n, 1).faces[0])
                  for n in (100, 101)]
         g.enroll("Ada", items)
         enrolled = np.array(sorted(g.person_faces()), np.int64)

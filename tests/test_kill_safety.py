@@ -218,7 +218,7 @@ import os, signal, sys
 from pathlib import Path
 import numpy as np
 from db import sqlite_url
-from indexer import BatchWrite, EmbeddedFace, Gallery, PhotoOutcome
+from indexer import BatchWrite, EmbeddedFace, Gallery, Photo
 from models.extractor import ModelInfo
 from models.faces import Box, Face
 
@@ -232,7 +232,8 @@ for n in range(5):
         v = rng.standard_normal(8).astype(np.float32)
         box = Box(10 + 30 * i, 10, 30 + 30 * i, 35)
         faces.append(EmbeddedFace(Face(box, np.zeros((5, 2), np.float32), 0.99), v / np.linalg.norm(v)))
-    photos.append(PhotoOutcome(f"{seed:032x}{n:032x}", f"/photos/{seed}-{n}.jpg", 1000, 160, 160, tuple(faces)))
+    photos.append(Photo(f"/photos/{seed}-{n}.jpg", f"{seed:032x}{n:032x}", 1000, width=160, height=160,
+                        faces=tuple(faces)))
 
 def step(text):
     if aim and text == aim:

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from db import ClusterRow, RejectionRow
-from indexer import BatchWrite, EmbeddedFace, EnrollItem, Gallery, PhotoOutcome
+from fakes import enroll_photo, stored_photo
+from indexer import BatchWrite, EmbeddedFace, Gallery, Photo
 from indexer.library import (
     LibraryError, cluster_faces, list_clusters, match_people, merge_people, move_faces, name_cluster, reject_faces,
 )
@@ -35,9 +36,9 @@ def embedded(person: int, seed: int) -> EmbeddedFace:
     return EmbeddedFace(Face(Box(10, 10, 30, 35), landmarks, 0.99), vector(person, seed))
 
 
-def photos(person: int, seeds: range) -> list[PhotoOutcome]:
+def photos(person: int, seeds: range) -> list[Photo]:
     """One photo with one face of `person` per seed."""
-    return [PhotoOutcome(f"{person}-{s}".rjust(64, "0"), f"/photos/{person}-{s}.jpg", 1000, 160, 160,
+    return [stored_photo(f"{person}-{s}".rjust(64, "0"), f"/photos/{person}-{s}.jpg", 1000, 160, 160,
                          (embedded(person, s),)) for s in seeds]
 
 
@@ -176,7 +177,7 @@ def test_moving_faces_between_people_sticks(gallery):
 def test_a_wrong_enrolment_is_undone_by_move_or_reject_and_the_face_kept(gallery):
     """An enrolled face given to no one, or rejected for its person, is no one's reference face any more but
     stays stored; enrolling its photo again gives the same face back."""
-    items = [EnrollItem(c * 64, f"/enroll/ann{n}.jpg", 100, 160, 160, embedded(ANN, 500 + n))
+    items = [enroll_photo(c * 64, f"/enroll/ann{n}.jpg", 100, 160, 160, embedded(ANN, 500 + n))
              for n, c in enumerate("ef")]
     gallery.enroll("Ann", items)
     first, second = sorted(gallery.person_faces())

@@ -151,7 +151,8 @@ def test_mtcnn_graphs_equal_the_packages_networks():
 def test_a_photo_of_one_face_takes_its_likeliest_face_below_the_detection_score(detector, data_dir, fake_extractor):
     """Jiang_Zemin_0004's face scores between MAIN_FACE_MIN_SCORE and the detector's 0.9: scanning for faces
     (`index`, `who`) finds none, asking for the photo's one face (`verify`, `enroll`) takes it."""
-    from indexer.pipeline import EnrollItem, Pipeline, main_faces
+    from indexer.photos import Photo
+    from indexer.pipeline import Pipeline, main_faces
     from models.detect import MAIN_FACE_MIN_SCORE
     from models.faces import Box, Face
 
@@ -165,7 +166,7 @@ def test_a_photo_of_one_face_takes_its_likeliest_face_below_the_detection_score(
     assert face is max(faces, key=lambda f: f.score)
     assert abs((face.box.x0 + face.box.x1) / 2 - w / 2) < w * 0.15
     (item,) = main_faces(Pipeline(detector, fake_extractor), [path])
-    assert isinstance(item, EnrollItem)
+    assert isinstance(item, Photo) and len(item.faces) == 1
     # beside a face at the detection score, a larger one below it is not the main face
     points = np.zeros((5, 2), np.float32)
     big_unsure = Face(Box(10, 10, 150, 150), points, 0.85)

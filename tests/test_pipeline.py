@@ -339,3 +339,20 @@ def test_ahead_yields_in_order_holds_at_most_two_and_passes_errors_on():
     early.close()  # the caller stops early: the producer stops too, at most one item later
     time.sleep(0.05)
     assert len(most) - made_before <= 3
+
+
+def test_batches_are_bounded_by_photos_and_by_the_bytes_held(tmp_path):
+    """A batch's files are read once and held until decoded, so a batch ends at `size` photos or before its
+    files exceed `max_bytes`; a larger file makes a batch of its own, a file gone counts as empty."""
+    from indexer.pipeline import batches
+
+    sizes = [40, 40, 40, 150, 10, 10, 10, 10, 10]
+    paths = []
+    for n, size in enumerate(sizes):
+        paths.append(tmp_path / f"{n}.jpg")
+        paths[-1].write_bytes(b"x" * size)
+    paths.append(tmp_path / "gone.jpg")
+    got = [[p.name for p in b] for b in batches(paths, size=4, max_bytes=100)]
+    assert got == [["0.jpg", "1.jpg"], ["2.jpg"], ["3.jpg"], ["4.jpg", "5.jpg", "6.jpg", "7.jpg"],
+                   ["8.jpg", "gone.jpg"]]
+    assert sum(map(len, got)) == len(paths)
