@@ -362,7 +362,8 @@ class Gallery:
     # -- people ------------------------------------------------------------------------------------------------
 
     def enroll(self, name: str, items: list[Photo]) -> EnrollResult:
-        """Add the face of each item as an enrolled face of `name` (created if new), in one transaction."""
+        """Add the face of each photo (its one face, as `indexer.pipeline.main_faces` chose it) as an enrolled face of
+        `name` (created if new), in one transaction."""
         self._load_index()
         ids, vectors, result = _once_more_on_conflict(lambda: self._enroll(name, items))
         self._add_to_index(ids, vectors)

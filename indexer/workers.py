@@ -5,9 +5,10 @@ Each worker is a spawned process that loads the detector and the extractor once 
 process still reads photos, decides what to detect and writes every result through the same `Gallery` (one
 transaction per batch), so a killed run reruns exactly as with one process. A worker runs its networks on one
 thread. On this project's 2-core machine two such workers were slower than one process using both cores
-(docs/benchmarks.md, "What each change bought": 34 against 40 LFW photos/s), so the default stays one process; the pool is for machines with more cores, and the Ray engine's actors run
-the same code (`indexer/ray_engine.py`). Workers are spawned, never forked, so that no thread pool of the
-parent's is copied half-held into them.
+(docs/benchmarks.md, "What each change bought": 34 against 40 LFW photos/s), so the default stays one process;
+the pool is for machines with more cores, and the Ray engine's actors run the same code
+(`indexer/ray_engine.py`). Workers are spawned, never forked, so that no thread pool of the parent's is copied
+half-held into them.
 """
 from __future__ import annotations
 
