@@ -381,7 +381,7 @@ def main() -> None:
         distances = np.linalg.norm(run.embeddings[a] - run.embeddings[b], axis=1)
         report["tools"]["face_recognition (dlib, HOG)"] = tool_result(run, distances, pairs, paths)
     if not args.skip_facesearch:
-        from models.extractor import cosine_distance
+        from models.distance import cosine_distance
 
         shipped, by_flip = run_facesearch(paths, args.weights)
         flips = {}
