@@ -21,7 +21,7 @@ from facesearch.errors import (
 )
 from indexer import Counts, Gallery, count_rows
 from indexer.library import faces_named, match_people
-from indexer.photos import decoded, read_photo
+from indexer.photos import Photo, decode_in_parts, decoded, read_photo
 from indexer.pipeline import FaceDetector, FaceExtractor
 from models.distance import cosine_distance
 from models.faces import Box
@@ -110,13 +110,15 @@ class Status:
 
 
 def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector | None = None,
-        extractor: FaceExtractor | None = None) -> list[PhotoAnswer]:
+        extractor: FaceExtractor | None = None,
+        on_threshold: Callable[[thresholds.OpenSetThreshold], None] | None = None) -> list[PhotoAnswer]:
     """Name every face of each photo: the person nearest to it when nearer than the threshold, else UNKNOWN.
 
     A person's reference faces are their enrolled faces and the gallery faces given to them. When a photo is
     in the gallery, each face is matched to its stored face (`face_id`), and corrections made to that face are
     kept: it is never named after a person it was rejected for. A photo that cannot be read, or a path that
-    does not exist, gets an answer with `error` set; the others are still answered."""
+    does not exist, gets an answer with `error` set; the others are still answered. `on_threshold`, when given,
+    is told the threshold the faces are named at, once it is known."""
     given = home.some_existing(photos)
     paths = [p for p in given if p.exists()]
     home.require_database(config)
@@ -125,31 +127,40 @@ def who(photos: Sequence[str | Path], config: Config, *, detector: FaceDetector 
         person_of = gallery.person_faces()
         if not person_of:
             _no_people(gallery, config)
-        threshold = thresholds.naming_threshold_for(config, extractor, gallery, person_of).threshold
+        naming = thresholds.naming_threshold_for(config, extractor, gallery, person_of)
+        if on_threshold is not None:
+            on_threshold(naming)
+        threshold = naming.threshold
         pipeline = home.pipeline(config, detector, extractor)
         answers: list[PhotoAnswer] = [PhotoAnswer(p, error="no such file or folder") for p in given
                                       if not p.exists()]
         for first in range(0, len(paths), config.batch_size):
             # read as `index` reads them: hashed (to find the stored faces of an indexed photo) and decoded
-            # from the same bytes
-            photos = pipeline.photo_faces([decoded(read_photo(p)) for p in paths[first:first + config.batch_size]])
-            stored = gallery.stored_boxes([ph.sha256 if ph.error is None else "" for ph in photos])
-            for ph, boxes in zip(photos, stored):
-                p = Path(ph.path)
-                if ph.error is not None:
-                    answers.append(PhotoAnswer(p, error=ph.error))
-                    continue
-                faces = []
-                if ph.faces:
-                    face_ids = [stored_face_id(ef.face.box, boxes) for ef in ph.faces]
-                    matches = match_people(gallery, np.stack([ef.vector for ef in ph.faces]), threshold, config.k,
-                                           face_ids, person_of)
-                    for ef, m, face_id in zip(ph.faces, matches, face_ids):
-                        faces.append(FaceAnswer(ef.face.box, m.name or UNKNOWN, m.distance, m.nearest,
-                                                float(ef.face.score), face_id))
-                answers.append(PhotoAnswer(p, tuple(faces)))
+            # from the same bytes, in parts of bounded pixels
+            photos = [read_photo(p) for p in paths[first:first + config.batch_size]]
+            for part in decode_in_parts(photos, pipeline.max_batch_pixels):
+                part = pipeline.photo_faces(part)
+                stored = gallery.stored_boxes([ph.sha256 if ph.error is None else "" for ph in part])
+                answers += [_answer(gallery, ph, boxes, threshold, config.k, person_of)
+                            for ph, boxes in zip(part, stored)]
     order = {p: n for n, p in enumerate(given)}
     return sorted(answers, key=lambda a: order[a.photo])
+
+
+def _answer(gallery: Gallery, photo: Photo, stored: Sequence[tuple[int, Box]], threshold: float, k: int,
+            person_of: dict[int, str]) -> PhotoAnswer:
+    """`who`'s answer for one photo, its faces found (`stored`: the boxes of its stored faces, if indexed)."""
+    if photo.error is not None:
+        return PhotoAnswer(Path(photo.path), error=photo.error)
+    faces = []
+    if photo.faces:
+        face_ids = [stored_face_id(ef.face.box, stored) for ef in photo.faces]
+        matches = match_people(gallery, np.stack([ef.vector for ef in photo.faces]), threshold, k, face_ids,
+                               person_of)
+        for ef, m, face_id in zip(photo.faces, matches, face_ids):
+            faces.append(FaceAnswer(ef.face.box, m.name or UNKNOWN, m.distance, m.nearest, float(ef.face.score),
+                                    face_id))
+    return PhotoAnswer(Path(photo.path), tuple(faces))
 
 
 def stored_face_id(box: Box, stored: Sequence[tuple[int, Box]], min_overlap: float = 0.5) -> int | None:
@@ -232,10 +243,11 @@ def _unknown_person(gallery: Gallery, name: str) -> UnknownPerson:
                          f"Check the spelling (facesearch people lists everyone), or enroll them first.")
 
 
-def search(name: str, config: Config, *, extractor: FaceExtractor | None = None) -> list[Sighting]:
+def search(name: str, config: Config, *, extractor: FaceExtractor | None = None,
+           on_threshold: Callable[[thresholds.OpenSetThreshold], None] | None = None) -> list[Sighting]:
     """Every gallery photo where `name` appears (a face the naming rule gives `name`: given to them, or nearer
     than the threshold to one of their reference faces and to no one else's), nearest first, one entry per
-    photo."""
+    photo. `on_threshold`, when given, is told the threshold faces are named at, once it is known."""
     home.require_database(config)
     extractor = extractor or home.load_extractor(config)
     with home.gallery(config, extractor.info, create=False) as gallery:
@@ -244,11 +256,14 @@ def search(name: str, config: Config, *, extractor: FaceExtractor | None = None)
         if gallery.counts().gallery_faces == 0:
             raise NothingIndexed(f"no gallery photo is indexed in {config.home} yet, so there is nowhere to look "
                                  f"for {name}. Index photos first: facesearch index FOLDER")
-        if len(gallery.vectors_of(name)[0]) == 0:
+        person_of = gallery.person_faces()  # every face with a person, under the current extractor
+        if name not in person_of.values():
             raise ModelMismatch(f"{name}'s faces were embedded by another extractor than {extractor.version}.\n"
                                 "Run: facesearch reindex")
-        threshold = thresholds.naming_threshold_for(config, extractor, gallery).threshold
-        return _sightings(gallery, name, threshold, config.k)
+        naming = thresholds.naming_threshold_for(config, extractor, gallery, person_of)
+        if on_threshold is not None:
+            on_threshold(naming)
+        return _sightings(gallery, name, naming.threshold, config.k, person_of)
 
 
 def people(config: Config, *, extractor: FaceExtractor | None = None) -> list[PersonSummary]:

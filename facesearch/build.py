@@ -170,9 +170,10 @@ def check(config: Config, *, repair: bool = False, files: bool = True,
     """
     home.require_database(config)
     extractor = extractor or home.load_extractor(config)
-    with home.gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait) as gallery:
+    with home.gallery(config, extractor.info, create=False, writes=True, on_wait=on_wait,
+                      warn_loose=False) as gallery:  # reported below, as what check found
         report = check_gallery(gallery, files=files)
         size = repair_index(gallery) if repair else None
-    exposed = loose(config.home)
     tightened = tuple(tighten(config.home)) if repair else ()
-    return Checked(report, size, tuple(exposed), tightened)
+    exposed = tightened if repair else tuple(loose(config.home))  # tighten changes exactly what loose finds
+    return Checked(report, size, exposed, tightened)

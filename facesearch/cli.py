@@ -8,12 +8,16 @@ import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from facesearch.config import Config, load_config
 from facesearch.errors import FacesearchError
 from facesearch.output import Column, csv_rows, json_line, rounded, table
+
+if TYPE_CHECKING:
+    from facesearch.thresholds import OpenSetThreshold
 
 
 EXIT_CODES = """\b
@@ -31,7 +35,6 @@ Environment: FACESEARCH_HOME (default ~/.facesearch), FACESEARCH_DB
 
 EXISTING_PHOTO = click.Path(exists=True, dir_okay=False, path_type=Path)
 SKIPPED_SHOWN = 20  # files that are not photos, named by `index` before "and N more"
-EXISTING_PATH = click.Path(exists=True, path_type=Path)
 FACE_IDS = click.argument("face_ids", nargs=-1, required=True, type=click.IntRange(min=1), metavar="FACE...")
 THRESHOLD = click.option("--threshold", type=click.FloatRange(0.0, 2.0), default=None,
                          help="Cosine distance under which two faces are one person (default: the model's).")
@@ -93,6 +96,11 @@ def with_threshold(config: Config, threshold: float | None, stranger_rate: float
     return replace(config, threshold=threshold)
 
 
+def tell_threshold(naming: OpenSetThreshold) -> None:
+    """Say on stderr which threshold names faces, and what it means."""
+    note(naming.describe())
+
+
 def show_warnings_as_notes() -> None:
     """The library's warnings (a home open to other users, `api.LooseHomeWarning`) as `warning: ...` lines on
     stderr, each once."""
@@ -107,15 +115,6 @@ def show_warnings_as_notes() -> None:
 def on_terminal() -> bool:
     """Whether stdout is a terminal: headers are printed for a reader, not into a pipe or a file."""
     return sys.stdout.isatty()
-
-
-def tell_threshold(config: Config) -> None:
-    """Say on stderr which threshold names faces, and what it means (`api.naming_threshold`)."""
-    from facesearch import api
-
-    naming = api.naming_threshold(config)
-    if naming is not None:
-        note(naming.describe())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -332,8 +331,7 @@ def who(config: Config, photos: tuple[Path, ...], as_json: bool, as_csv: bool, a
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     config = with_threshold(config, threshold, stranger_rate)
-    answers = api.who(photos, config)
-    tell_threshold(config)
+    answers = api.who(photos, config, on_threshold=tell_threshold)
     if as_json:
         for a in answers:
             for f in a.faces:
@@ -426,8 +424,7 @@ def search(config: Config, name: str, as_json: bool, threshold: float | None, st
     from facesearch import api
 
     config = with_threshold(config, threshold, stranger_rate)
-    found = api.search(name, config)
-    tell_threshold(config)
+    found = api.search(name, config, on_threshold=tell_threshold)
     if as_json:
         for s in found:
             json_line({"photo": s.photo, "box": s.box, "distance": rounded(s.distance), "name": name,

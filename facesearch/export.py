@@ -92,8 +92,9 @@ def export(out_dir: str | Path, config: Config, *, formats: Sequence[str] = EXPO
     home.require_database(config)
     extractor = extractor or home.load_extractor(config)
     with home.gallery(config, extractor.info, create=False) as gallery:
-        naming = thresholds.naming_threshold_for(config, extractor, gallery)
-        rows = export_rows(gallery, extractor.version, extractor.info.dim, naming.threshold, config.k)
+        person_of = gallery.person_faces()
+        naming = thresholds.naming_threshold_for(config, extractor, gallery, person_of)
+        rows = export_rows(gallery, naming.threshold, config.k, person_of)
     about = {"home": str(config.home), "model_version": extractor.version, "threshold": naming.threshold,
              "threshold_means": naming.describe(),
              "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "distance": "cosine distance 1 - a.b"}

@@ -79,11 +79,12 @@ def require_database(config: Config) -> None:
 
 @contextmanager
 def gallery(config: Config, model: ModelInfo, create: bool, writes: bool = False,
-             on_wait: Callable[[str], None] | None = None):
+             on_wait: Callable[[str], None] | None = None, warn_loose: bool = True):
     """The gallery of the home; with `create` False, EmptyHome where there is no database yet.
 
     With `writes`, the home's write lock is held until the gallery is closed (its index saved): another
-    process writing to the same home is waited for, and `on_wait` told so once.
+    process writing to the same home is waited for, and `on_wait` told so once. With `warn_loose`, a home open
+    to other users is warned about (`warn_if_loose`); `check` reports it itself.
     """
     if not create:
         require_database(config)
@@ -96,7 +97,7 @@ def gallery(config: Config, model: ModelInfo, create: bool, writes: bool = False
                     f"cannot take the write lock in {config.home}: {e.strerror or e}.\n"
                     "Check that the home folder (--home) is writable."
                 ) from None
-        yield from _open_gallery(config, model, create)
+        yield from _open_gallery(config, model, create, warn_loose)
 
 
 class LooseHomeWarning(UserWarning):
@@ -120,14 +121,15 @@ def warn_if_loose(home: Path) -> None:
             f"Make it private with: facesearch --home {home} check --repair"), stacklevel=3)
 
 
-def _open_gallery(config: Config, model: ModelInfo, create: bool):
+def _open_gallery(config: Config, model: ModelInfo, create: bool, warn_loose: bool = True):
     try:
         if create:
             private_dir(config.home)
             if config.db_file is not None:
                 private_dir(config.db_file.parent)
                 create_private_file(config.db_file)
-        warn_if_loose(config.home)
+        if warn_loose:
+            warn_if_loose(config.home)
         gallery = Gallery.open(config.db_url, config.index_path, model)
     except ImportError as e:
         raise DatabaseUnavailable(

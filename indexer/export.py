@@ -23,11 +23,12 @@ class ExportRows:
     named_by_match: int  # gallery faces named after the enrolled person nearest to them, under the threshold
 
 
-def export_rows(gallery: Gallery, version: str, dim: int, threshold: float, k: int) -> ExportRows:
+def export_rows(gallery: Gallery, threshold: float, k: int, person_of: dict[int, str] | None = None) -> ExportRows:
     """A face's name is its person's when it has one (an enrolled face, or a gallery face assigned to someone);
-    otherwise, for a gallery face of the extractor `version`, the name `who` would give it: the enrolled person
-    nearest to it when nearer than `threshold` (`name_source` says which, `distance` how near). Faces of another
-    extractor get no name by match."""
+    otherwise, for a gallery face of the gallery's current extractor, the name `who` would give it: the enrolled
+    person nearest to it when nearer than `threshold` (`name_source` says which, `distance` how near). Faces of
+    another extractor get no name by match. `person_of` as `match_people` takes it, when the caller has it."""
+    version, dim = gallery.model.version, gallery.model.dim
     with gallery.session() as s:
         names = dict(s.execute(select(PersonRow.id, PersonRow.name).order_by(PersonRow.name)).all())
         photos = [{"photo_id": p.id, "path": p.path, "sha256": p.sha256, "width": p.width, "height": p.height,
@@ -50,7 +51,7 @@ def export_rows(gallery: Gallery, version: str, dim: int, threshold: float, k: i
     matched = 0
     if to_match:
         ids = [faces[slot]["face_id"] for slot, _ in to_match]
-        found = match_people(gallery, np.stack([v for _, v in to_match]), threshold, k, ids)
+        found = match_people(gallery, np.stack([v for _, v in to_match]), threshold, k, ids, person_of)
         for (slot, _), m in zip(to_match, found):
             if m.name is not None:
                 faces[slot].update(name=m.name, name_source="match", distance=m.distance)

@@ -178,11 +178,7 @@ def enrolment_doubts(gallery: Gallery, name: str, vectors: np.ndarray, threshold
         return []
     _, own = gallery.vectors_of(name)
     person_of = {i: n for i, n in gallery.person_faces().items() if n != name}
-    others: list[tuple[str | None, float | None]] = [(None, None)] * len(vectors)
-    if person_of:
-        among = np.fromiter(person_of, np.int64)
-        distances, ids = gallery.index.search(vectors, min(k, len(among)), among=among)
-        others = [nearest_person(d, i, person_of) for d, i in zip(distances, ids)]
+    others = [(m.nearest, m.distance) for m in match_people(gallery, vectors, threshold, k, person_of=person_of)]
     doubts = []
     for j, v in enumerate(vectors):
         mates = np.concatenate([own, np.delete(vectors, j, axis=0)])

@@ -66,12 +66,18 @@ def decoded(photo: Photo) -> Photo:
     return replace(photo, data=None, image=image, width=w, height=h)
 
 
-def decode_in_parts(photos: Iterable[Photo], max_pixels: int) -> Iterator[list[Photo]]:
+def decode_in_parts(photos: list[Photo], max_pixels: int) -> Iterator[list[Photo]]:
     """`decoded` photos in order, in parts whose images together hold at most `max_pixels` pixels (a single larger
-    photo makes a part of its own). A photo is decoded only when the part before it has been handed over, so at
-    most one part and one photo are held decoded at once when the caller lets each part go."""
-    return in_groups((decoded(ph) for ph in photos), max_pixels,
-                     lambda ph: ph.width * ph.height if ph.image is not None else 0)
+    photo makes a part of its own). Each photo is taken out of `photos` as it is decoded (the list is empty at the
+    end), so its bytes go when its image comes; and a photo is decoded only when the part before it has been
+    handed over, so at most one part and one photo are held decoded at once when the caller lets each part go."""
+    photos.reverse()
+
+    def taken() -> Iterator[Photo]:
+        while photos:
+            yield decoded(photos.pop())
+
+    return in_groups(taken(), max_pixels, lambda ph: ph.width * ph.height if ph.image is not None else 0)
 
 
 def in_groups(items: Iterable[T], limit: int, weight: Callable[[T], int], count: int | None = None

@@ -289,7 +289,7 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
             readable = [ph for ph in photos if ph.error is None]
             known = gallery.known_photos(ph.sha256 for ph in readable)
             to_read: list[Photo] = []
-            stale: list[tuple[Path, int]] = []
+            stale: list[tuple[Photo, int]] = []
             for ph in readable:
                 if ph.sha256 in seen:
                     already += 1  # a second copy of a photo met earlier in this run
@@ -305,8 +305,8 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                 else:
                     already += 1
                 if k.stale_faces:
-                    stale.append((Path(ph.path), k.id))
-            del photos, readable  # the bytes of photos not to be read again go now
+                    stale.append((ph, k.id))  # its bytes kept: re-embedded below without reading it again
+            del photos, readable  # the bytes of photos neither new nor to re-embed go now
 
             if pipeline.pool is not None:
                 new += _detect_in_workers(pipeline.pool, to_read, write, failed, step)
@@ -322,8 +322,8 @@ def index_paths(gallery: Gallery, pipeline: Pipeline, paths: Sequence[Path], pro
                     new += _record(results, write, failed)
             del to_read
 
-            for p, photo_id in stale:
-                vectors = _reembed(gallery, pipeline, p, photo_id)
+            for ph, photo_id in stale:
+                vectors = _reembed(gallery, pipeline, ph, photo_id)
                 if isinstance(vectors, str):
                     continue  # unreadable now: its faces keep waiting, `status` counts them
                 write.vectors.extend(vectors)
@@ -362,14 +362,14 @@ def _detect_in_workers(pool: WorkerPool, photos: list[Photo], write: BatchWrite,
     return added
 
 
-def _reembed(gallery: Gallery, pipeline: Pipeline, path: Path, photo_id: int,
+def _reembed(gallery: Gallery, pipeline: Pipeline, photo: Photo, photo_id: int,
              sha256: str | None = None) -> list[tuple[int, np.ndarray]] | str:
     """New vectors for the faces of a photo stored under another extractor, from their stored landmarks (no
-    detection), or the reason they cannot be made. With `sha256`, the file must still hold those bytes."""
+    detection), or the reason they cannot be made; `photo` as `read_photo` read it, decoded here from those
+    bytes. With `sha256`, they must be the bytes stored under that hash."""
     stored = gallery.stale_faces(photo_id)
     if not stored:
         return []
-    photo = read_photo(path)  # read once, as `index` reads it: checked and decoded from the same bytes
     if photo.error is not None:
         return f"{photo.error}; if it moved, index its new folder"
     if sha256 is not None and photo.sha256 != sha256:
@@ -394,7 +394,7 @@ def reembed_stale(gallery: Gallery, pipeline: Pipeline, progress: bool = False) 
         for first in range(0, len(stale), pipeline.batch_size):
             write = BatchWrite()
             for photo_id, path, sha256 in stale[first:first + pipeline.batch_size]:
-                vectors = _reembed(gallery, pipeline, Path(path), photo_id, sha256)
+                vectors = _reembed(gallery, pipeline, read_photo(path), photo_id, sha256)
                 if isinstance(vectors, str):
                     failed.append((path, vectors))
                     continue

@@ -15,8 +15,6 @@ from pathlib import Path
 from models.files import PRIVATE_FILE, open_private
 
 PRIVATE_DIR = 0o700
-# Files of a home that SQLite may create beside the database (same name plus these suffixes)
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def private_dir(path: Path) -> Path:

@@ -18,11 +18,15 @@ class Scan:
     """What a scan found: photos to read, in a stable order, and how many other files it passed over."""
 
     photos: tuple[Path, ...]
-    skipped: int  # files in the folders whose suffix is not a photo's
     missing: tuple[Path, ...]  # paths given that do not exist
-    skipped_files: tuple[Path, ...] = ()  # those files, by path
+    skipped_files: tuple[Path, ...] = ()  # files in the folders whose suffix is not a photo's
     unreadable: tuple[tuple[Path, str], ...] = ()  # (path, why): folders that could not be listed, and things
     # that are not regular files (FIFOs, devices, sockets), which reading would block on or never finish
+
+    @property
+    def skipped(self) -> int:
+        """How many files the scan passed over as not photos."""
+        return len(self.skipped_files)
 
 
 def is_photo(path: Path) -> bool:
@@ -87,7 +91,7 @@ def scan(paths: list[Path] | tuple[Path, ...]) -> Scan:
             take(given)
         else:
             missing.append(given)
-    return Scan(tuple(photos), len(skipped), tuple(missing), tuple(skipped), tuple(unreadable))
+    return Scan(tuple(photos), tuple(missing), tuple(skipped), tuple(unreadable))
 
 
 def _not_a_regular_file(path: Path) -> str:

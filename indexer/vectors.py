@@ -14,9 +14,7 @@ graph, and `forget` and re-embedding must.
 """
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from models.files import write_atomic
+from models.files import remove_leftovers, write_atomic
 from models.distance import cosine_distances, from_similarity
 
 EXACT = "IDMap2,FlatIP"  # exact search; the FAISS factory string of a small gallery's index
@@ -375,32 +373,3 @@ def _padded(found: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndar
         distances[q, :len(order)] = d[order]
         out[q, :len(order)] = ids[order]
     return distances, out
-
-
-def remove_leftovers(path: Path) -> list[Path]:
-    """Remove the temporary files of `write_atomic` beside `path` whose process is gone (killed mid-save);
-    returns them. Those of a running process are its save in progress and are left alone."""
-    removed = []
-    prefix = f".{path.name}."
-    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = tmp.name[len(prefix):-len(".tmp")]
-        if not pid.isdigit() or _running(int(pid)):
-            continue
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            continue  # removed meanwhile by another process
-        removed.append(tmp)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of an earlier process that had this pid; this one writes only in write_atomic
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, under another user
-    return True

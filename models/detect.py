@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.cascade import ONET_THRESHOLD
+from models.cascade import ONET_THRESHOLD, Cascade
 from models.faces import Box, Face
 
 # Photos are detected on a copy whose long side is at most this many pixels. MTCNN's cost grows with the
@@ -61,8 +61,6 @@ class Detector:
 
     def _model(self):
         if self._cascade is None:
-            from models.cascade import Cascade
-
             self._cascade = Cascade(self.graph_cache)
         return self._cascade
 

@@ -1,9 +1,10 @@
 """The one distance between faces: the cosine distance `1 - a.b` of unit vectors, in [0, 2].
 
 0 is the same direction, 2 the opposite; an inner product of two unit vectors may exceed 1 by float rounding,
-so a distance is clipped at 0, never negative. Every part of facesearch that compares two faces (the index,
-the naming rule, verify, calibration, evaluation, the training toolkit's triplet mining) goes through these
-three functions. They compute in float32, or in float64 when given float64 vectors.
+so a distance is clipped at 0, never negative. Every part of facesearch that compares two faces with NumPy (the
+index, the naming rule, verify, calibration, evaluation) goes through these three functions; the training loss
+computes the same distance in TensorFlow, on the graph it trains (`models/training/losses.py`). They compute in
+float32, or in float64 when given float64 vectors.
 """
 from __future__ import annotations
 

@@ -1,9 +1,12 @@
-"""Writing files so that nothing is ever half written: `write_atomic`, the one writer every part of facesearch
-uses (the index and its sidecar, exports, calibrations, annotated photos, kept graphs, the toolkit's caches,
-runs and reports), and `open_private` for files only their owner may read (a home's files, `indexer/private.py`).
+"""Writing files so that nothing is ever half written: `write_atomic`, the one writer of every file a killed
+process must not leave half written (the index and its sidecar, exports, calibrations, annotated photos, kept
+graphs, the shipped extractor's files, the toolkit's caches and reports), with `remove_leftovers` for what a
+killed write leaves; and `open_private` for files only their owner may read (a home's files,
+`indexer/private.py`).
 """
 from __future__ import annotations
 
+import glob
 import os
 import stat
 from collections.abc import Callable
@@ -36,7 +39,7 @@ def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False,
     bytes (not yet synced), `temp-complete NAME` once it holds all of them, synced but not renamed, and
     `replaced NAME` after the rename; NAME is the name of `path`. Tests stop a write there
     (tests/test_kill_safety.py); a temporary file a killed process left is removed by the next save of the
-    index (`indexer.vectors.remove_leftovers`)."""
+    index (`remove_leftovers`)."""
     path = Path(path)
     data = data.encode("utf-8") if isinstance(data, str) else data
     step = on_step or (lambda _: None)
@@ -57,3 +60,33 @@ def write_atomic(path: str | Path, data: bytes | str, *, private: bool = False,
         step(f"replaced {path.name}")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files of `write_atomic` beside `path` (named as `temp_path` names them) whose process
+    is gone (killed mid-save); returns them. Those of a running process are its save in progress and are left
+    alone."""
+    removed = []
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):-len(".tmp")]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue  # removed meanwhile by another process
+        removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of an earlier process that had this pid; this one writes only in write_atomic
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True

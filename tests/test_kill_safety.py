@@ -37,7 +37,8 @@ from sqlalchemy import func, select
 from db import INDEXED, FaceRow, PhotoRow, connect, session_factory, sqlite_url
 from facesearch.cli import cli
 from indexer import Gallery, VectorIndex
-from indexer.vectors import remove_leftovers, sidecar_path
+from indexer.vectors import sidecar_path
+from models.files import remove_leftovers
 from models.extractor import ModelInfo
 
 BATCH = 2  # photos per batch (one transaction each): 30 batches for 60 photos

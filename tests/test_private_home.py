@@ -59,6 +59,7 @@ def test_a_loose_home_is_reported_once_and_made_private_by_check_repair(tmp_path
     assert found.exit_code == 1 and "private: other users may read" in found.stdout
     repaired = run(home, "check", "--no-files", "--repair")
     assert repaired.exit_code == 1 and "made private" in repaired.stdout
+    assert "other users may read it" not in repaired.stderr  # no advice to run the command that is running
     assert mode(home) == 0o700 and mode(home / "facesearch.db") == 0o600
     again = run(home, "check", "--no-files")
     assert again.exit_code == 0 and "other users" not in again.output
