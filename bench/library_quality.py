@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -73,6 +74,7 @@ from composed import default_data, machine
 
 from models.clustering import cluster_vectors
 from models.extractor import DEFAULT_MODEL, read_info
+from models.files import write_atomic
 from models.training.metrics import bcubed, open_set
 from models.thresholds import threshold_for_fpir
 
@@ -156,13 +158,12 @@ def load_cache(path: Path | None) -> dict[str, tuple[np.ndarray, bool]]:
 
 
 def save_cache(path: Path, store: dict[str, tuple[np.ndarray, bool]]) -> None:
-    """Write beside the target and rename into place, so a killed run leaves the previous save whole."""
+    """Written atomically (`write_atomic`), so a killed run leaves the previous save whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "wb") as f:
-        np.savez(f, photos=np.array(list(store)), vectors=np.stack([v for v, _ in store.values()]),
-                 found=np.array([f for _, f in store.values()], bool))
-    os.replace(part, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, photos=np.array(list(store)), vectors=np.stack([v for v, _ in store.values()]),
+             found=np.array([f for _, f in store.values()], bool))
+    write_atomic(path, buffer.getvalue())
 
 
 def embed(paths: list[Path], images: Path, chunks: Callable[[list[Path]], Chunks], cache: Path | None) -> tuple:

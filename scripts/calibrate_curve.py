@@ -37,7 +37,9 @@ def main() -> None:
     from models.training.chips import chip_photos
     from models.training.datasets import load_folders
     from models.detect import Detector
+    from models.distance import cosine_distances
     from models.extractor import DEFAULT_MODEL
+    from models.files import write_atomic
     from models.training.export import open_extractor
     from models.training.metrics import far_curve
     from models.training.train import TrainConfig, identity_of, split_identities
@@ -65,7 +67,7 @@ def main() -> None:
     # every different-person pair, by blocks of rows
     dist, la, lb = [], [], []
     for start in range(0, len(emb), 512):
-        d = 1.0 - emb[start:start + 512] @ emb.T
+        d = cosine_distances(emb[start:start + 512], emb)
         i, j = np.nonzero((np.arange(start, start + len(d))[:, None] < np.arange(len(emb))[None, :])
                           & (labels[start:start + 512, None] != labels[None, :]))
         dist.append(d[i, j].astype(np.float32))
@@ -93,7 +95,7 @@ def main() -> None:
         raw["threshold"] = curve["low"][at]
         raw["threshold_estimate"] = curve["threshold"][at]
         raw["threshold_interval"] = [curve["low"][at], curve["high"][at]]
-        meta.write_text(json.dumps(raw, indent=2) + "\n")
+        write_atomic(meta, json.dumps(raw, indent=2) + "\n")
         print(f"\nwrote the curve into {meta}; verify's threshold at FAR {raw['threshold_far']:g} is now the "
               f"cautious end of its interval, {raw['threshold']:.4f} (estimate {raw['threshold_estimate']:.4f}; "
               f"before: {raw['threshold_before_curve']:.4f})")

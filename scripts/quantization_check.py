@@ -45,9 +45,10 @@ def main() -> None:
     chips_dir = Path(json.loads((args.run / "config.json").read_text())["chips"])  # the run's training chips
     val, names = split_chips(args.run, load_cache(chips_dir), "val")
     labels = np.unique(names, return_inverse=True)[1]
-    lfw = lfw_chips(Path(args.data), Path(args.chips), open_extractor(args.weights).info.chip)
+    engine = open_extractor(args.weights, batch_size=256)
+    lfw = lfw_chips(Path(args.data), Path(args.chips), engine.info.chip)
     with tempfile.TemporaryDirectory() as tmp:
-        graphs = [("8-bit graph (engine)", open_extractor(args.weights, batch_size=256))]
+        graphs = [("8-bit graph (engine)", engine)]
         for i, path in enumerate([None, *args.also]):
             folder = Path(tmp) / str(i)
             folder.mkdir()
@@ -68,7 +69,7 @@ def main() -> None:
             c = calibrate(v, labels)
             r = evaluate_lfw(extractor, Path(args.data) / "lfw", lfw, progress=False)
             rows.append((label, rate, c, r))
-    print(f"model {open_extractor(args.weights).version}; {len(val.chips)} validation photos of "
+    print(f"model {engine.version}; {len(val.chips)} validation photos of "
           f"{len(set(names.tolist()))} identities, {r['photos']} LFW View 2 photos\n")
     print("| graph | faces/s (2 cores, flip as shipped) | validation TAR at FAR 1e-3 / 1e-2 | "
           "LFW accuracy | LFW TAR at FAR 1e-3 / 1e-2 | cosine to the float network's vectors: mean / lowest |")

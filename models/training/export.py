@@ -35,7 +35,7 @@ def _inbound(layer_config: dict) -> list[str]:
 
 
 def keras_graph(model) -> bytes:
-    """A Keras functional model built from the layers of `models/network.py` or `models/dlib_port.py`, as an
+    """A Keras functional model built from the layers of `models/training/network.py` or `models/training/dlib_port.py`, as an
     ONNX graph with input `chip` (n, side, side, 3) and output `embedding` (n, dim); dropout is left out, as at
     inference.
 
@@ -243,7 +243,7 @@ CALIBRATION_CHIPS = 512
 
 
 # The version suffix of an extractor whose engine graph `quantize` wrote, and the earlier ones it replaces, with
-# why (`models.card.refresh_card` writes the reason into the model card when a shipped graph is rewritten).
+# why (`models.training.card.refresh_card` writes the reason into the model card when a shipped graph is rewritten).
 QUANT_SUFFIX = "-q8w7p"
 OLD_QUANT_SUFFIXES = {
     "-q8": "had full-range 8-bit weights, which overflow ONNX Runtime's 8-bit products on processors without "

@@ -59,6 +59,15 @@ def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> float:
     return float(tar[ok[-1]])
 
 
+def far_limit(distances: np.ndarray, weights: np.ndarray, far):
+    """The threshold that accepts (strictly below it) the longest run of the nearest different-person pairs
+    whose weight is at most `far` of all their weight: `distances` sorted ascending, `weights` theirs, `far` one
+    rate or an array of them (then one threshold each); inf where every pair may be accepted."""
+    cum = np.cumsum(weights)
+    k = np.searchsorted(cum, np.asarray(far) * cum[-1] * (1 + 1e-12), side="right")
+    return np.where(k < len(distances), distances[np.minimum(k, len(distances) - 1)], np.inf)
+
+
 class WeightedTar:
     """True-accept rate at a false-accept rate with a weight on each pair, for resampling without sorting again.
 
@@ -75,10 +84,7 @@ class WeightedTar:
 
     def at(self, weights: np.ndarray, far: float) -> float:
         w = np.asarray(weights, np.float64)
-        wneg = np.cumsum(w[self._neg])
-        # different pairs that may be accepted: the longest run of the nearest whose weight is at most `far`
-        k = int(np.searchsorted(wneg, far * wneg[-1] * (1 + 1e-12), side="right"))
-        limit = self._dneg[k] if k < len(self._dneg) else np.inf
+        limit = far_limit(self._dneg, w[self._neg], far)
         wpos = w[self._pos]
         return float(wpos[self._dpos < limit].sum() / wpos.sum())
 
@@ -210,14 +216,9 @@ def far_curve(distances: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray,
     la, lb = np.asarray(labels_a)[order], np.asarray(labels_b)[order]
     fars = np.asarray(fars, np.float64)
 
-    def at(weights: np.ndarray) -> np.ndarray:
-        cum = np.cumsum(weights)
-        k = np.searchsorted(cum, fars * cum[-1] * (1 + 1e-12), side="right")
-        return np.where(k < len(d), d[np.minimum(k, len(d) - 1)], np.inf)
-
-    point = at(np.ones(len(d)))
+    point = far_limit(d, np.ones(len(d)), fars)
     # a draw of a single person holds no different-person pair: it says nothing and is left out
-    drawn = [at(w) for w in identity_bootstrap(la, lb, rounds, seed) if w.sum() > 0]
+    drawn = [far_limit(d, w, fars) for w in identity_bootstrap(la, lb, rounds, seed) if w.sum() > 0]
     rounds_out = np.stack(drawn) if drawn else point[None]
     low, high = point.copy(), point.copy()
     for c in range(len(fars)):

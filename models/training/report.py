@@ -316,7 +316,7 @@ def build_report(dataset: Dataset, out_dir: str | Path, detector: Detector | Non
     _plot_correlation(corr, out / "correlation.png")
     _write_csv(rows, out / "faces.csv")
     page = _markdown(dataset, rows, per_identity, table, found, corr, max_photos, seed, canvas, detector)
-    write_atomic(out / "report.md", page.encode("utf-8"))
+    write_atomic(out / "report.md", page)
     return out / "report.md"
 
 
@@ -329,7 +329,7 @@ def _write_csv(rows: list[FaceMeasure], target: Path) -> None:
     writer.writerow(CSV_COLUMNS)
     for r in rows:
         writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in astuple(r)])
-    write_atomic(target, buffer.getvalue().encode("utf-8"))
+    write_atomic(target, buffer.getvalue())
 
 
 def _figure(width: float, height: float):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.align import ARCFACE_112, ChipGeometry
+from models.files import write_atomic
 from models.training.export import QUANT_PRECISION, QUANT_SUFFIX
 from models.training.train import TrainConfig, cache_name, geometry_of, identity_of
 
@@ -234,9 +235,8 @@ def requantize(dest: Path, data: Path, chips_root: Path, work: Path, log=print) 
     lfw = json.loads((work / "lfw.json").read_text())
     meta = json.loads((work / "extractor.json").read_text())
     meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
-    shutil.copyfile(work / "extractor.onnx", dest / "extractor.onnx.tmp")
-    (dest / "extractor.onnx.tmp").replace(dest / "extractor.onnx")
-    (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
+    write_atomic(dest / "extractor.onnx", (work / "extractor.onnx").read_bytes())
+    write_atomic(dest / "extractor.json", json.dumps(meta, indent=2))
     for figure in FIGURES:
         if (work / figure).exists():
             shutil.copyfile(work / figure, dest / figure)
@@ -257,9 +257,8 @@ def ship(run: Path, dest: Path, log=print) -> None:
     meta = json.loads((run / "extractor.json").read_text())
     meta["lfw_view2"] = {k: v for k, v in lfw.items() if k not in ("distances", "same")}
     for name in ("extractor.keras", "extractor.onnx"):  # the graph calibrated and evaluated, as it is
-        shutil.copyfile(run / name, dest / f"{name}.tmp")
-        (dest / f"{name}.tmp").replace(dest / name)
-    (dest / "extractor.json").write_text(json.dumps(meta, indent=2))
+        write_atomic(dest / name, (run / name).read_bytes())
+    write_atomic(dest / "extractor.json", json.dumps(meta, indent=2))
     for figure in FIGURES:  # shown in the model card; one the run has not (a port has no loss curve) goes
         if (run / figure).exists():
             shutil.copyfile(run / figure, dest / figure)
