@@ -35,18 +35,18 @@ def table_bytes(url: str, tables: tuple[str, ...]) -> bytes:
     return out
 
 
+def run(home, url: str, *args):
+    return CliRunner().invoke(cli, ["--home", str(home), "--db", url, *map(str, args)])
+
+
 def test_forget_leaves_no_row_of_the_person_in_the_table_files(tmp_path, data_dir, fake_models, postgres_server):
     url = new_postgres_database(postgres_server)
     home = tmp_path / "home"
-
-    def run(*args):
-        return CliRunner().invoke(cli, ["--home", str(home), "--db", url, *map(str, args)])
-
-    assert run("enroll", "--force", NAME, *lfw_photos("Hans_Blix")[:2]).exit_code == 0
-    assert run("enroll", "--force", "Someone Else", lfw_photos("Laura_Bush")[0]).exit_code == 0
+    assert run(home, url, "enroll", "--force", NAME, *lfw_photos("Hans_Blix")[:2]).exit_code == 0
+    assert run(home, url, "enroll", "--force", "Someone Else", lfw_photos("Laura_Bush")[0]).exit_code == 0
     tables = ("people",)
     assert NAME.encode() in table_bytes(url, tables)  # the check can see a name in the files
-    gone = run("forget", NAME, "--yes")
+    gone = run(home, url, "forget", NAME, "--yes")
     assert gone.exit_code == 0 and "could not be vacuumed" not in gone.stderr, gone.output
     files = table_bytes(url, tables)
     assert NAME.encode() not in files
@@ -59,8 +59,7 @@ def test_a_vacuum_refused_is_said_with_what_to_do(tmp_path, data_dir, fake_model
     monkeypatch.setattr(indexer.gallery, "vacuum_deleted_rows", lambda engine, tables: "must be owner of table people")
     url = new_postgres_database(postgres_server)
     home = tmp_path / "home"
-    run = lambda *args: CliRunner().invoke(cli, ["--home", str(home), "--db", url, *map(str, args)])  # noqa: E731
-    assert run("enroll", "--force", NAME, lfw_photos("Hans_Blix")[0]).exit_code == 0
-    gone = run("forget", NAME, "--yes")
+    assert run(home, url, "enroll", "--force", NAME, lfw_photos("Hans_Blix")[0]).exit_code == 0
+    gone = run(home, url, "forget", NAME, "--yes")
     assert gone.exit_code == 0 and "1 enrolled faces removed" in gone.stdout
     assert "could not be vacuumed (must be owner of table people)" in gone.stderr and "VACUUM FULL" in gone.stderr

@@ -19,16 +19,14 @@ from datetime import timedelta
 
 import pytest
 from PIL import Image
+from hypothesis import HealthCheck, given, settings  # a test extra, never skipped
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from conftest import lfw_photos  # noqa: E402
-from db.schema import FAILED, INDEXED  # noqa: E402
-from facesearch import api  # noqa: E402
-from facesearch.config import DB_FILE, load_config  # noqa: E402
-from models.image import ImageError, read_image  # noqa: E402
+from conftest import lfw_photos
+from db.schema import FAILED, INDEXED
+from facesearch import api
+from facesearch.config import DB_FILE, load_config
+from models.image import ImageError, read_image
 
 SUFFIX = {"jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "tiff": ".tif", "tiff-lzw": ".tiff"}
 HANG_SECONDS = 300  # the whole test process is stopped, with every thread's stack, if one step takes longer
@@ -100,8 +98,7 @@ def no_hang():
 
 
 @settings(max_examples=1000, deadline=timedelta(seconds=PER_FILE_SECONDS), derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=mutated())
 def test_a_mutated_file_is_decoded_and_searched_for_faces_or_refused_with_its_name(detector, case):
     data = case.data()

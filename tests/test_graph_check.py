@@ -121,7 +121,7 @@ def test_the_engine_refuses_it_before_onnx_runtime_sees_it(tmp_path, shipped_mod
     weights = _hostile_model(tmp_path / "model", shipped_model)
     monkeypatch.setattr(models.runtime, "batch_session", lambda model: pytest.fail("the runtime was given the graph"))
     with pytest.raises(UnsafeGraph, match="extractor.onnx: refused"):
-        Extractor(weights)
+        Extractor(weights).load()  # were the check after the session is made, the runtime would see the graph
 
 
 @pytest.mark.parametrize("command", [["who", "{photo}"], ["index", "{photo}"], ["verify", "{photo}", "{photo}"],

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import lfw_photos
 from facesearch.cli import cli
 from indexer.scan import scan
+from models.image import read_image
 
 
 def run(home, *args):
@@ -81,7 +82,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_the_rest_indexed(tmp_pat
 
 
 def test_a_photo_replaced_while_it_is_indexed_is_stored_as_it_was_read(tmp_path, data_dir, fake_models,
-                                                                       monkeypatch):
+                                                                       monkeypatch, detector):
     """The photo's file is read once, then replaced by another before its faces are stored: what is stored is
     the photo that was read (its sha256 and its faces, decoded from the bytes that were hashed), never the
     other photo's faces under its sha256. `check` then reports the file as changed, and a rerun indexes what
@@ -115,9 +116,13 @@ def test_a_photo_replaced_while_it_is_indexed_is_stored_as_it_was_read(tmp_path,
     assert "indexed 3 new photos" in first.stdout
     with sqlite3.connect(home / "facesearch.db") as db:
         (sha,) = db.execute("SELECT sha256 FROM photos WHERE path = ?", (str(victim),)).fetchone()
-        (faces,) = db.execute("SELECT COUNT(*) FROM faces JOIN photos ON photos.id = faces.photo_id "
-                              "WHERE photos.path = ?", (str(victim),)).fetchone()
-    assert sha == hashlib.sha256(was).hexdigest() and faces == 1  # the photo that was read, with its face
+        boxes = db.execute("SELECT x0, y0, x1, y1 FROM faces JOIN photos ON photos.id = faces.photo_id "
+                           "WHERE photos.path = ?", (str(victim),)).fetchall()
+    assert sha == hashlib.sha256(was).hexdigest()  # the photo that was read, with its face, not the other's
+    (read_box,), (other_box,) = ([f.box.as_list() for f in faces]
+                                 for faces in detector.detect([read_image(lfw_photos("Hans_Blix")[1]),
+                                                               read_image(other)]))
+    assert read_box != other_box and [list(b) for b in boxes] == [read_box]
     checked = run(home, "check")
     assert checked.exit_code == 1 and "1.jpg" in checked.stdout, checked.output
     again = run(home, "index", root)
